@@ -1,0 +1,56 @@
+# berth: build, bundles, demo and tests.
+#
+#   make            build bin/berth
+#   make bundles    build the busybox bundle with bin/berth spec
+#   make demo       run the busybox container from the bundle
+#   make test       unit and integration tests (real containers; run as root)
+
+SHELL        := /bin/bash
+.SHELLFLAGS  := -o pipefail -c
+
+GO        ?= go
+BUILDTAGS ?= seccomp urfave_cli_no_docs
+VERSION   ?= $(shell cat VERSION 2>/dev/null || echo dev)
+COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
+LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT)
+GOFLAGS_BUILD := -trimpath -buildvcs=false -tags "$(BUILDTAGS)" -ldflags "$(LDFLAGS)"
+
+BIN     := $(CURDIR)/bin
+BERTH   := $(BIN)/berth
+BERTH_NET := $(BIN)/berth-net
+BUNDLES := $(CURDIR)/bundles/out
+
+.PHONY: all build bundles demo test unit integration vet clean
+all: build
+
+build: $(BERTH) $(BERTH_NET)
+
+$(BERTH): $(shell find cmd/berth libruntime -name '*.go' 2>/dev/null) go.mod go.sum
+	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth
+
+# berth-net needs no cgo: netlink and nftables are spoken from Go.
+$(BERTH_NET): $(shell find cmd/berth-net hooks -name '*.go' 2>/dev/null) go.mod go.sum
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)" -o $@ ./cmd/berth-net
+
+bundles: build
+	$(MAKE) -C bundles BERTH=$(BERTH) OUT=$(BUNDLES)
+
+demo: bundles
+	@echo "+ berth run -b $(BUNDLES)/busybox demo-$$$$"
+	@$(BERTH) run -b $(BUNDLES)/busybox demo-$$$$
+
+vet:
+	$(GO) vet -tags "$(BUILDTAGS)" ./...
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+
+unit:
+	$(GO) test -tags "$(BUILDTAGS)" -count=1 $$($(GO) list ./... | grep -v /integration)
+
+integration: bundles
+	BERTH_BINARY=$(BERTH) BERTH_BUNDLE=$(BUNDLES)/busybox \
+	  $(GO) test -tags "$(BUILDTAGS)" -count=1 -timeout 30m -v ./integration/...
+
+test: vet unit integration
+
+clean:
+	rm -rf $(BIN) $(BUNDLES)

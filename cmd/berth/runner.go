@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/libruntime/lifecycle"
+	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/libruntime/stdio"
+)
+
+type action int
+
+const (
+	actCreate action = iota // create: start the init, leave it waiting for `start`
+	actRun                  // run: create and start at once
+	actExec                 // exec: start another process in a running container
+)
+
+// runner starts one process in a container and, in the foreground, stays
+// with it until it exits. create, run and exec share it.
+type runner struct {
+	container *libcontainer.Container
+	action    action
+	detach    bool
+	// keep leaves a foreground `run`'s container in place after it exits.
+	keep           bool
+	subreaper      bool
+	consoleSocket  string
+	pidFile        string
+	preserveFDs    int
+	notify         *stdio.NotifySocket
+	hooks          lifecycle.Deferred // poststart and poststop, run by berth
+	subCgroupPaths map[string]string
+}
+
+func (r *runner) ownsContainer() bool { return r.action != actExec }
+
+// run starts spec in the container and returns the exit code berth should
+// exit with.
+func (r *runner) run(spec *specs.Process) (code int, retErr error) {
+	detach := r.detach || r.action == actCreate
+	defer func() {
+		if retErr != nil && r.ownsContainer() {
+			r.destroy()
+		}
+	}()
+	cfg := r.container.Config()
+	rootUID, err := cfg.HostRootUID()
+	if err != nil {
+		return -1, err
+	}
+	rootGID, err := cfg.HostRootGID()
+	if err != nil {
+		return -1, err
+	}
+	opts := stdio.Options{
+		Terminal: spec.Terminal, Detach: detach, ConsoleSocket: r.consoleSocket,
+		RootUID: rootUID, RootGID: rootGID,
+	}
+	if err := opts.CheckTerminal(); err != nil {
+		return -1, err
+	}
+	p, err := newProcess(spec)
+	if err != nil {
+		return -1, err
+	}
+	p.Init = r.ownsContainer()
+	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
+	p.SubCgroupPaths = r.subCgroupPaths
+	if err := r.passFiles(p); err != nil {
+		return -1, err
+	}
+
+	var fwd *stdio.Forwarder
+	if !detach {
+		// Catch signals before the process exists, so no SIGCHLD is missed.
+		fwd = stdio.NewForwarder(r.subreaper)
+		defer fwd.Stop()
+	}
+	pio, err := stdio.Setup(p, opts)
+	if err != nil {
+		return -1, err
+	}
+	defer pio.Close()
+
+	switch r.action {
+	case actCreate:
+		err = r.container.Start(p)
+	case actRun, actExec:
+		err = r.container.Run(p)
+	}
+	if err != nil {
+		return -1, err
+	}
+	if err := pio.AfterStart(); err != nil {
+		r.terminate(p)
+		return -1, err
+	}
+	pid, _ := p.Pid()
+	if r.pidFile != "" {
+		if err := stdio.WritePidFile(r.pidFile, pid); err != nil {
+			r.terminate(p)
+			return -1, err
+		}
+	}
+	if r.action == actRun {
+		if err := afterStart(r.container, pid, r.hooks); err != nil {
+			r.terminate(p)
+			return -1, err
+		}
+	}
+	if detach {
+		if r.action != actCreate {
+			lifecycle.WaitExecuted(pid, 2*time.Second)
+		}
+		if r.notify != nil {
+			if err := r.notify.Relay(pid, pid); err != nil {
+				logrus.Warn(err)
+			}
+		}
+		return 0, nil
+	}
+	if r.notify != nil {
+		go func() {
+			if err := r.notify.Relay(pid, os.Getpid()); err != nil {
+				logrus.Warn(err)
+			}
+		}()
+	}
+	code, err = fwd.Forward(p, pio)
+	if err != nil {
+		r.terminate(p)
+		return -1, err
+	}
+	if r.action == actRun && !r.keep {
+		r.destroy()
+	}
+	return code, nil
+}
+
+// passFiles hands the process the files it should find at fd 3 and up:
+// first sockets passed to berth by systemd socket activation (LISTEN_FDS),
+// then --preserve-fds more of berth's own descriptors.
+func (r *runner) passFiles(p *libcontainer.Process) error {
+	if r.ownsContainer() {
+		if n := listenFDs(); n > 0 {
+			p.Env = append(p.Env, "LISTEN_FDS="+strconv.Itoa(n), "LISTEN_PID=1")
+			for fd := 3; fd < 3+n; fd++ {
+				p.ExtraFiles = append(p.ExtraFiles, os.NewFile(uintptr(fd), "LISTEN_FD_"+strconv.Itoa(fd)))
+			}
+		}
+	}
+	base := 3 + len(p.ExtraFiles)
+	for fd := base; fd < base+r.preserveFDs; fd++ {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("--preserve-fds %d: fd %d is not open: %w", r.preserveFDs, fd, err)
+		}
+		p.ExtraFiles = append(p.ExtraFiles, os.NewFile(uintptr(fd), "preserved-fd-"+strconv.Itoa(fd)))
+	}
+	return nil
+}
+
+// listenFDs reads systemd's socket-activation variables, which are meant
+// for berth only if LISTEN_PID is berth's own pid.
+func listenFDs() int {
+	if os.Getenv("LISTEN_PID") != strconv.Itoa(os.Getpid()) {
+		return 0
+	}
+	n, err := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	if err != nil || n < 0 {
+		return 0
+	}
+	return n
+}
+
+// afterStart finishes the start of a container's user process (lifecycle
+// steps 7-9): startContainer hooks have run inside the init, and now that
+// the program runs, the poststart hooks run.
+func afterStart(c *libcontainer.Container, pid int, hooks lifecycle.Deferred) error {
+	if timeout, ok := lifecycle.StartContainerTimeout(c.Config()); ok {
+		if err := lifecycle.WaitUserProcess(pid, timeout); err != nil {
+			return err
+		}
+	}
+	return lifecycle.RunPoststart(c, hooks)
+}
+
+func (r *runner) destroy() {
+	if err := lifecycle.Destroy(r.container, r.hooks); err != nil {
+		logrus.Warn(err)
+	}
+}
+
+func (r *runner) terminate(p *libcontainer.Process) {
+	_ = p.Signal(unix.SIGKILL)
+	_, _ = p.Wait()
+}
+
+// killAndDestroy stops a container's processes and removes it: SIGKILL
+// to the init (which takes its pid namespace with it; libcontainer kills
+// the whole cgroup when the namespace is shared), wait for the init to be
+// gone, then destroy, which also runs the poststop hooks.
+func killAndDestroy(c *libcontainer.Container, hooks lifecycle.Deferred) error {
+	st, err := c.State()
+	if err != nil {
+		return err
+	}
+	w := process.Watch(st.InitProcessPid)
+	defer w.Close()
+	err = c.Signal(unix.SIGKILL)
+	if errors.Is(err, libcontainer.ErrNotRunning) {
+		return lifecycle.Destroy(c, hooks) // already stopped; its pid may name another process by now
+	}
+	if err != nil {
+		return fmt.Errorf("kill %s: %w", c.ID(), err)
+	}
+	if err := w.Wait(10 * time.Second); err != nil {
+		return fmt.Errorf("kill %s: init %d: %w", c.ID(), st.InitProcessPid, err)
+	}
+	crashpoint.Hit("delete.killed")
+	return lifecycle.Destroy(c, hooks)
+}

@@ -1,0 +1,155 @@
+// Package statefile keeps berth-net's state files safe under crashes and
+// concurrent berth-net runs: every berth-net is its own short-lived
+// process, so all shared state is files, changed under flock(2), written
+// so that a crash leaves either the old content or the new.
+package statefile
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// MaxOwnerLength bounds owner ids, which become file names; it matches the
+// container id limit of berth's state package.
+const MaxOwnerLength = 1024
+
+// CheckOwner refuses owner ids that would not be a single, ordinary path
+// element, before any path is built from them.
+func CheckOwner(owner string) error {
+	switch {
+	case owner == "":
+		return errors.New("owner id must not be empty")
+	case len(owner) > MaxOwnerLength:
+		return fmt.Errorf("owner id %.32q...: longer than %d bytes", owner, MaxOwnerLength)
+	case owner == "." || owner == "..":
+		return fmt.Errorf("owner id %q: must not be a path element", owner)
+	case strings.ContainsRune(owner, '/'):
+		return fmt.Errorf("owner id %q: must not contain '/'", owner)
+	case strings.ContainsRune(owner, 0):
+		return fmt.Errorf("owner id %q: must not contain NUL", owner)
+	}
+	return nil
+}
+
+// Lock takes a flock(2) on path (created if missing) and returns the
+// function that drops it. flock rather than an in-process mutex because
+// every berth-net run is its own process; and flock rather than fcntl
+// locks because fcntl locks are per process, so two goroutines of one
+// process (or two Pools on one directory) would not exclude each other.
+func Lock(path string, how int) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open lock file: %w", err)
+	}
+	for {
+		err = unix.Flock(int(f.Fd()), how)
+		if err != unix.EINTR {
+			break
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("flock %s: %w", path, err)
+	}
+	// Closing the only descriptor of the open file releases the lock.
+	return func() { f.Close() }, nil
+}
+
+// WriteTemp writes content to a new file in tmpDir and fsyncs it, so that
+// whatever name it is given next already holds all of its content.
+func WriteTemp(tmpDir, content string) (string, error) {
+	f, err := os.CreateTemp(tmpDir, "new-*")
+	if err != nil {
+		return "", err
+	}
+	_, err = f.WriteString(content)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return "", fmt.Errorf("write %s: %w", f.Name(), err)
+	}
+	return f.Name(), nil
+}
+
+// CreateExclusive creates path with content, failing with an error that
+// matches os.ErrExist if path exists. It links a complete temporary file
+// into place instead of writing path itself: link(2) fails if the name
+// exists, as O_CREAT|O_EXCL would, but the name only ever appears with its
+// full content, so a crash cannot leave an empty file that looks valid.
+func CreateExclusive(tmpDir, path, content string) error {
+	tmp, err := WriteTemp(tmpDir, content)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); err != nil {
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// Replace atomically sets the content of path, creating it if needed:
+// readers see either the old or the new content, never a mix.
+func Replace(tmpDir, path, content string) error {
+	tmp, err := WriteTemp(tmpDir, content)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// Remove removes path, if it exists, durably.
+func Remove(path string) error {
+	if err := os.Remove(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return err
+	}
+	return SyncDir(filepath.Dir(path))
+}
+
+// SyncDir fsyncs a directory so that names created, renamed or removed in
+// it survive a crash in the order the caller made them: the crash-safety
+// argument of this package rests on that order.
+func SyncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// RemoveDebris empties tmpDir. Temporary files exist only while their
+// writer holds the lock, so any found by a lock holder were left by a
+// writer that crashed.
+func RemoveDebris(tmpDir string) error {
+	entries, err := os.ReadDir(tmpDir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if err := os.Remove(filepath.Join(tmpDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}

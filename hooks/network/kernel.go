@@ -1,0 +1,181 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Each function below is one kernel step, named after what it does; the
+// comment shows the ip(8) command that does the same.
+
+// createBridge: ip link add NAME type bridge; ip addr add GW/BITS dev NAME;
+// ip link set NAME up.
+func createBridge(n *Network) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = n.Bridge
+	if n.MTU > 0 {
+		attrs.MTU = n.MTU
+	}
+	br := &netlink.Bridge{LinkAttrs: attrs}
+	if err := netlink.LinkAdd(br); err != nil && !errors.Is(err, unix.EEXIST) {
+		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+	}
+	link, err := netlink.LinkByName(n.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("create bridge %s: %w", n.Bridge, err)
+	}
+	if _, ok := link.(*netlink.Bridge); !ok {
+		return nil, fmt.Errorf("create bridge %s: an interface of type %s already has that name", n.Bridge, link.Type())
+	}
+	gw := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
+	if err := netlink.AddrReplace(link, gw); err != nil {
+		return nil, fmt.Errorf("address bridge %s with %s: %w", n.Bridge, gw.IPNet, err)
+	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+	}
+	return link, nil
+}
+
+// enableForwarding: sysctl -w net.ipv4.ip_forward=1. Without it the host
+// drops everything the containers send to other hosts.
+func enableForwarding() error {
+	return writeSysctl("net/ipv4/ip_forward", "1")
+}
+
+// enableRouteLocalnet: sysctl -w net.ipv4.conf.BRIDGE.route_localnet=1.
+// The host reaches a published port at 127.0.0.1 by DNAT to the container;
+// the packet then leaves by the bridge with a loopback source (masqueraded
+// on the way out), which the kernel only routes when this is set.
+func enableRouteLocalnet(bridge string) error {
+	return writeSysctl("net/ipv4/conf/"+bridge+"/route_localnet", "1")
+}
+
+func writeSysctl(key, value string) error {
+	path := "/proc/sys/" + key
+	cur, err := os.ReadFile(path)
+	if err == nil && string(cur) == value+"\n" {
+		return nil // already set: don't dirty it (and don't need write access)
+	}
+	if err := os.WriteFile(path, []byte(value), 0o644); err != nil {
+		return fmt.Errorf("sysctl %s=%s: %w", key, value, err)
+	}
+	return nil
+}
+
+// createVethPair: ip link add HOST type veth peer name PEER. A veth pair
+// is a virtual cable: what enters one end leaves the other.
+func createVethPair(host, peer string, mtu int) (netlink.Link, error) {
+	attrs := netlink.NewLinkAttrs()
+	attrs.Name = host
+	if mtu > 0 {
+		attrs.MTU = mtu
+	}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peer}
+	if err := netlink.LinkAdd(veth); err != nil {
+		return nil, fmt.Errorf("create veth pair %s/%s: %w", host, peer, err)
+	}
+	link, err := netlink.LinkByName(host)
+	if err != nil {
+		return nil, fmt.Errorf("create veth pair %s/%s: %w", host, peer, err)
+	}
+	return link, nil
+}
+
+// attachToBridge: ip link set HOST master BRIDGE; bridge link set dev HOST
+// hairpin on; ip link set HOST up. Hairpin lets a container reach itself
+// through a published port: the bridge may send a frame back out of the
+// port it came in on.
+func attachToBridge(host, bridge netlink.Link) error {
+	name := host.Attrs().Name
+	if err := netlink.LinkSetMaster(host, bridge); err != nil {
+		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge.Attrs().Name, err)
+	}
+	if err := netlink.LinkSetHairpin(host, true); err != nil {
+		return fmt.Errorf("hairpin on %s: %w", name, err)
+	}
+	if err := netlink.LinkSetUp(host); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return nil
+}
+
+// moveToNamespace: ip link set PEER netns PID.
+func moveToNamespace(peer string, ns netns.NsHandle) error {
+	link, err := netlink.LinkByName(peer)
+	if err != nil {
+		return fmt.Errorf("move %s into the container: %w", peer, err)
+	}
+	if err := netlink.LinkSetNsFd(link, int(ns)); err != nil {
+		return fmt.Errorf("move %s into the container: %w", peer, err)
+	}
+	return nil
+}
+
+// renameToEth0: (in the container) ip link set PEER name eth0.
+func renameToEth0(h *netlink.Handle, peer string) (netlink.Link, error) {
+	link, err := h.LinkByName(peer)
+	if err != nil {
+		return nil, fmt.Errorf("find %s in the container: %w", peer, err)
+	}
+	if err := h.LinkSetName(link, "eth0"); err != nil {
+		return nil, fmt.Errorf("rename %s to eth0: %w", peer, err)
+	}
+	return link, nil
+}
+
+// addressLink: (in the container) ip addr add ADDR/BITS dev eth0.
+func addressLink(h *netlink.Handle, link netlink.Link, addr netip.Prefix) error {
+	if err := h.AddrAdd(link, &netlink.Addr{IPNet: ipNet(addr)}); err != nil {
+		return fmt.Errorf("address eth0 with %s: %w", addr, err)
+	}
+	return nil
+}
+
+// bringUp: (in the container) ip link set NAME up.
+func bringUp(h *netlink.Handle, name string) error {
+	link, err := h.LinkByName(name)
+	if err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	if err := h.LinkSetUp(link); err != nil {
+		return fmt.Errorf("bring up %s: %w", name, err)
+	}
+	return nil
+}
+
+// addDefaultRoute: (in the container) ip route add default via GATEWAY.
+func addDefaultRoute(h *netlink.Handle, gw netip.Addr) error {
+	if err := h.RouteAdd(&netlink.Route{Gw: net.IP(gw.AsSlice()), Scope: netlink.SCOPE_UNIVERSE}); err != nil {
+		return fmt.Errorf("add default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// deleteLink: ip link del NAME. Deleting one end of a veth pair deletes
+// the other; a missing link is not an error (teardown may run twice).
+func deleteLink(name string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		var nf netlink.LinkNotFoundError
+		if errors.As(err, &nf) {
+			return nil
+		}
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
+		return fmt.Errorf("delete %s: %w", name, err)
+	}
+	return nil
+}
+
+func ipNet(p netip.Prefix) *net.IPNet {
+	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}

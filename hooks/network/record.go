@@ -1,0 +1,98 @@
+package network
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/berth-runtime/berth/hooks/portspec"
+)
+
+// Record is everything berth-net made for one container. It is written
+// before the things it names are made, so that teardown, which undoes
+// exactly what a record names and ignores what is already gone, also
+// cleans up after a setup that crashed halfway.
+type Record struct {
+	ID       string             `json:"id"`
+	Mode     string             `json:"mode"` // bridge, host, none or container
+	Pid      int                `json:"pid,omitempty"`
+	PidStart uint64             `json:"pidStart,omitempty"` // tells a reused pid apart
+	Bundle   string             `json:"bundle,omitempty"`
+	Hostname string             `json:"hostname,omitempty"`
+	Network  string             `json:"network,omitempty"`
+	Bridge   string             `json:"bridge,omitempty"`
+	Firewall string             `json:"firewall,omitempty"`
+	HostVeth string             `json:"hostVeth,omitempty"` // our end of the veth pair
+	PeerVeth string             `json:"peerVeth,omitempty"` // the container's end before it is renamed eth0
+	Addr     netip.Addr         `json:"addr,omitzero"`
+	Ports    []portspec.Mapping `json:"ports,omitempty"`
+	Target   string             `json:"target,omitempty"` // container mode: whose namespace
+}
+
+// vethNames derives the pair's names from the container id, so that a
+// crashed setup's links can be found from the id alone.
+func vethNames(id string) (host, peer string) {
+	h := shortHash(id, 11)
+	return "bt" + h, "bp" + h
+}
+
+func shortHash(s string, n int) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])[:n]
+}
+
+func (l Layout) saveRecord(r *Record) error {
+	return saveJSON(l.recordFile(r.ID), "record of "+r.ID, r)
+}
+
+// LoadRecord reads a container's record; os.ErrNotExist if it has none.
+func (l Layout) LoadRecord(id string) (*Record, error) {
+	if err := checkName("container id", id, 1024); err != nil {
+		return nil, err
+	}
+	var r Record
+	if err := loadJSON(l.recordFile(id), "record of "+id, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// Records lists every container record, sorted by id.
+func (l Layout) Records() ([]Record, error) {
+	entries, err := os.ReadDir(l.recordsDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("list records: %w", err)
+	}
+	var out []Record
+	for _, e := range entries {
+		id, ok := strings.CutSuffix(e.Name(), ".json")
+		if !ok || strings.HasPrefix(id, ".") {
+			continue
+		}
+		r, err := l.LoadRecord(id)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				continue
+			}
+			return nil, err
+		}
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (l Layout) removeRecord(id string) error {
+	if err := removeIfExists(l.recordFile(id)); err != nil {
+		return fmt.Errorf("remove record of %s: %w", id, err)
+	}
+	return nil
+}

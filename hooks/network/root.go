@@ -1,0 +1,115 @@
+package network
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/hooks/internal/statefile"
+)
+
+// DefaultRoot holds all network state unless BERTH_NET_ROOT says otherwise.
+const DefaultRoot = "/run/berth/net"
+
+// RootEnv moves the network state, for berth-net, `berth spec` and
+// `berth network` alike, so tests and users can keep separate worlds.
+const RootEnv = "BERTH_NET_ROOT"
+
+// Root is the directory holding networks, leases, port reservations and
+// container records.
+func Root() string {
+	if r := os.Getenv(RootEnv); r != "" {
+		return r
+	}
+	return DefaultRoot
+}
+
+// Layout names the files under a root.
+type Layout struct{ Root string }
+
+func (l Layout) networksDir() string         { return filepath.Join(l.Root, "networks") }
+func (l Layout) networkFile(n string) string { return filepath.Join(l.networksDir(), n+".json") }
+func (l Layout) recordsDir() string          { return filepath.Join(l.Root, "containers") }
+func (l Layout) recordFile(id string) string { return filepath.Join(l.recordsDir(), id+".json") }
+func (l Layout) ipamDir(n string) string     { return filepath.Join(l.Root, "ipam", n) }
+func (l Layout) portsDir() string            { return filepath.Join(l.Root, "ports") }
+func (l Layout) lockFile() string            { return filepath.Join(l.Root, "lock") }
+
+// lock takes the root's exclusive lock: network definitions and the
+// creation of bridges and their rules happen under it. Per-container work
+// (leases, ports) has finer locks of its own.
+func (l Layout) lock() (unlock func(), err error) {
+	if err := os.MkdirAll(l.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("network root %s: %w", l.Root, err)
+	}
+	return statefile.Lock(l.lockFile(), unix.LOCK_EX)
+}
+
+// checkName refuses names that would escape the directory they name a
+// file in, or that do not fit where they are used.
+func checkName(what, name string, maxLen int) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%s: must not be empty", what)
+	case len(name) > maxLen:
+		return fmt.Errorf("%s %q: longer than %d bytes", what, name, maxLen)
+	case name == "." || name == "..":
+		return fmt.Errorf("%s %q: not a valid name", what, name)
+	case strings.ContainsAny(name, "/\x00"):
+		return fmt.Errorf("%s %q: must not contain '/' or NUL", what, name)
+	}
+	for _, c := range name {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || c == '.'
+		if !ok {
+			return fmt.Errorf("%s %q: character %q not allowed (use letters, digits, '_', '-', '.')", what, name, c)
+		}
+	}
+	return nil
+}
+
+// writeFileAtomic replaces path with data, never leaving a torn file: a
+// crash leaves either the old content or the new.
+func writeFileAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return err
+	}
+	return statefile.Replace(filepath.Dir(path), path, string(data))
+}
+
+// saveJSON writes v as indented JSON to path with writeFileAtomic; what
+// names the file in errors ("network bridge", "record of ID").
+func saveJSON(path, what string, v any) error {
+	data, err := json.MarshalIndent(v, "", "  ")
+	if err == nil {
+		err = writeFileAtomic(path, data)
+	}
+	if err != nil {
+		return fmt.Errorf("save %s: %w", what, err)
+	}
+	return nil
+}
+
+// loadJSON reads the JSON file path into v; a missing file is
+// os.ErrNotExist, unwrapped, and a damaged one an error naming what.
+func loadJSON(path, what string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: corrupt %s: %w", what, path, err)
+	}
+	return nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
+}

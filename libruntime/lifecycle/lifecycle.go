@@ -1,0 +1,200 @@
+// Package lifecycle holds the parts of the runtime-spec lifecycle that berth
+// runs itself rather than leaving to libcontainer, where libcontainer's
+// order differs from the spec:
+//
+//   - poststart hooks: libcontainer runs them at the end of `create`, before
+//     the user's program runs; the spec wants them after `start` has run it
+//     (lifecycle step 9). berth keeps them out of libcontainer's config,
+//     stores them in the state directory and runs them from `start`/`run`.
+//   - poststop hooks: berth runs them after destroy, and a failure is a
+//     warning, not a failed `delete` (step 13).
+//   - a failing startContainer hook kills the container's init after `start`
+//     has already been told all is well; berth watches for that and reports
+//     it as the error the spec requires (step 7).
+package lifecycle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
+	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/libruntime/process"
+)
+
+// deferredHooksFile lives in the container's state directory, beside
+// libcontainer's state.json, and goes with it on destroy.
+const deferredHooksFile = "berth-hooks.json"
+
+// Deferred are the hooks berth runs itself instead of libcontainer.
+//   - poststart: libcontainer would run them at the end of `create`.
+//   - poststop: libcontainer runs them inside Destroy and returns their
+//     error, which would make `delete` fail; the spec says a failing
+//     poststop hook is only a warning (lifecycle step 13).
+type Deferred struct {
+	Poststart []configs.CommandHook `json:"poststart,omitempty"`
+	Poststop  []configs.CommandHook `json:"poststop,omitempty"`
+}
+
+// TakeDeferred removes the hooks berth runs itself from cfg and returns
+// them.
+func TakeDeferred(cfg *configs.Config) Deferred {
+	take := func(name configs.HookName) []configs.CommandHook {
+		var out []configs.CommandHook
+		for _, h := range cfg.Hooks[name] {
+			if ch, ok := h.(configs.CommandHook); ok {
+				out = append(out, ch)
+			}
+		}
+		delete(cfg.Hooks, name)
+		return out
+	}
+	return Deferred{Poststart: take(configs.Poststart), Poststop: take(configs.Poststop)}
+}
+
+// Save records the hooks in the state directory for later commands.
+func (d Deferred) Save(stateDir string) error {
+	if len(d.Poststart) == 0 && len(d.Poststop) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(d)
+	if err != nil {
+		return fmt.Errorf("save hooks: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(stateDir, deferredHooksFile), data, 0o600); err != nil {
+		return fmt.Errorf("save hooks: %w", err)
+	}
+	return nil
+}
+
+// LoadDeferred reads the hooks Save recorded, if any.
+func LoadDeferred(stateDir string) (Deferred, error) {
+	var d Deferred
+	data, err := os.ReadFile(filepath.Join(stateDir, deferredHooksFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return d, fmt.Errorf("load hooks: %w", err)
+	}
+	if err := json.Unmarshal(data, &d); err != nil {
+		return d, fmt.Errorf("load hooks: %w", err)
+	}
+	return d, nil
+}
+
+func runHooks(name configs.HookName, hooks []configs.CommandHook, s *specs.State) error {
+	list := make(configs.HookList, len(hooks))
+	for i, h := range hooks {
+		list[i] = h
+	}
+	return configs.Hooks{name: list}.Run(name, s)
+}
+
+// RunPoststart runs the poststart hooks with the container's state, now
+// "running", on their stdin.
+func RunPoststart(c *libcontainer.Container, d Deferred) error {
+	if len(d.Poststart) == 0 {
+		return nil
+	}
+	s, err := c.OCIState()
+	if err != nil {
+		return fmt.Errorf("poststart hooks: %w", err)
+	}
+	return runHooks(configs.Poststart, d.Poststart, s)
+}
+
+// Destroy removes a stopped container (cgroups, state) and then runs its
+// poststop hooks, whose failure is logged as a warning.
+func Destroy(c *libcontainer.Container, d Deferred) error {
+	s, stateErr := c.OCIState()
+	if err := c.Destroy(); err != nil {
+		return err
+	}
+	crashpoint.Hit("delete.destroyed")
+	if len(d.Poststop) == 0 {
+		return nil
+	}
+	if stateErr != nil {
+		logrus.Warnf("poststop hooks of %s not run: %v", c.ID(), stateErr)
+		return nil
+	}
+	s.Status = specs.StateStopped
+	s.Pid = 0
+	if err := runHooks(configs.Poststop, d.Poststop, s); err != nil {
+		logrus.Warnf("container %s: %v", c.ID(), err)
+	}
+	return nil
+}
+
+// initComm is the command name libcontainer's nsexec gives the container's
+// init until it execs the user's program.
+const initComm = "runc:[2:INIT]"
+
+// WaitUserProcess is used after `start` when the container has
+// startContainer hooks: those run inside the init after `start` has been
+// released, and if one fails the init exits instead of exec'ing the user's
+// program. It returns nil once the init has exec'd the program, and an error
+// if it died first.
+func WaitUserProcess(pid int, hookTimeout time.Duration) error {
+	deadline := time.Now().Add(hookTimeout)
+	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil || !process.Alive(pid) {
+			return errors.New("startContainer hook failed: the container's init exited before running the process")
+		}
+		if strings.TrimSpace(string(comm)) != initComm {
+			return nil
+		}
+		if hookTimeout > 0 && time.Now().After(deadline) {
+			logrus.Warnf("startContainer hooks still running after %s; not waiting for them", hookTimeout)
+			return nil
+		}
+		time.Sleep(delay)
+	}
+}
+
+// WaitExecuted waits, for at most limit, until the process pid has left
+// libcontainer's init code and exec'd its program, or has exited. `run -d`
+// and `exec -d` use it so that, when they return, the pid they report
+// names the user's program (its comm, exe and cmdline), as a caller that
+// inspects /proc/PID at once expects. The init closes its sync pipe just
+// before execve, so libcontainer's Start can return a moment earlier.
+func WaitExecuted(pid int, limit time.Duration) {
+	deadline := time.Now().Add(limit)
+	for delay := 50 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 5*time.Millisecond) {
+		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
+		if err != nil || strings.TrimSpace(string(comm)) != initComm || !process.Alive(pid) {
+			return
+		}
+		time.Sleep(delay)
+	}
+}
+
+// StartContainerTimeout is how long WaitUserProcess should wait: the sum of
+// the hooks' own timeouts, or zero (no limit) if any hook has none.
+func StartContainerTimeout(cfg configs.Config) (time.Duration, bool) {
+	list := cfg.Hooks[configs.StartContainer]
+	if len(list) == 0 {
+		return 0, false
+	}
+	var total time.Duration
+	for _, h := range list {
+		ch, ok := h.(configs.CommandHook)
+		if !ok || ch.Timeout == nil {
+			return 0, true
+		}
+		total += *ch.Timeout
+	}
+	return total + time.Second, true
+}

@@ -1,0 +1,117 @@
+// Package process watches processes that are not berth's children: a
+// container's init outlives the `berth create` that started it, so later
+// commands (`delete -f`, `start`) can only watch it, not wait(2) for it.
+package process
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrTimeout is returned when the process outlives the deadline.
+var ErrTimeout = errors.New("process still running")
+
+// Watcher notices the exit of one process. It holds a pidfd, which
+// becomes readable the moment the process dies, so a killed container is
+// noticed at once instead of on the next tick of a fixed sleep; and which
+// keeps naming that process even if its pid is reused. Kernels without
+// pidfd_open (< 5.3) get a short poll of /proc instead.
+type Watcher struct {
+	pid  int
+	fd   int // -1 without pidfd
+	gone bool
+}
+
+// Watch starts watching pid. Open it before signalling the process, so
+// that the pid cannot be recycled in between.
+func Watch(pid int) *Watcher {
+	fd, err := unix.PidfdOpen(pid, 0)
+	switch {
+	case err == nil:
+		return &Watcher{pid: pid, fd: fd}
+	case errors.Is(err, unix.ESRCH):
+		return &Watcher{pid: pid, fd: -1, gone: true}
+	default:
+		return &Watcher{pid: pid, fd: -1}
+	}
+}
+
+// Wait returns once the process has exited, or ErrTimeout after timeout
+// (timeout < 0 waits forever).
+func (w *Watcher) Wait(timeout time.Duration) error {
+	if w.gone {
+		return nil
+	}
+	if w.fd < 0 {
+		return pollProc(w.pid, timeout)
+	}
+	deadline := time.Now().Add(timeout)
+	fds := []unix.PollFd{{Fd: int32(w.fd), Events: unix.POLLIN}}
+	for {
+		ms := -1
+		if timeout >= 0 {
+			ms = max(0, int(time.Until(deadline).Milliseconds()))
+		}
+		n, err := unix.Poll(fds, ms)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("wait for %d: %w", w.pid, err)
+		}
+		if n == 0 {
+			return ErrTimeout
+		}
+		w.gone = true
+		return nil
+	}
+}
+
+// Close releases the pidfd.
+func (w *Watcher) Close() {
+	if w.fd >= 0 {
+		unix.Close(w.fd)
+		w.fd = -1
+	}
+}
+
+// WaitExit watches pid until it exits or timeout passes.
+func WaitExit(pid int, timeout time.Duration) error {
+	w := Watch(pid)
+	defer w.Close()
+	return w.Wait(timeout)
+}
+
+func pollProc(pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for delay := time.Millisecond; ; delay = min(2*delay, 50*time.Millisecond) {
+		if !Alive(pid) {
+			return nil
+		}
+		if timeout >= 0 && time.Now().After(deadline) {
+			return ErrTimeout
+		}
+		time.Sleep(delay)
+	}
+}
+
+// Alive reports whether pid names a process that has not exited. A zombie
+// has exited: it only waits for its parent to collect its status.
+func Alive(pid int) bool {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return false
+	}
+	// The state follows the last ')' (the command name may contain any byte).
+	for i := len(data) - 1; i >= 0; i-- {
+		if data[i] == ')' {
+			return i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
+		}
+	}
+	return false
+}
