@@ -4,6 +4,7 @@
 #   make bundles    build the busybox bundle with bin/berth spec
 #   make demo       run the busybox container from the bundle
 #   make test       unit and integration tests (real containers; run as root)
+#   make bench      berth side by side with runc, crun and the CNI plugins
 
 SHELL        := /bin/bash
 .SHELLFLAGS  := -o pipefail -c
@@ -20,7 +21,7 @@ BERTH   := $(BIN)/berth
 BERTH_NET := $(BIN)/berth-net
 BUNDLES := $(CURDIR)/bundles/out
 
-.PHONY: all build bundles demo test unit integration vet clean
+.PHONY: all build bundles demo test unit integration vet bench clean
 all: build
 
 build: $(BERTH) $(BERTH_NET)
@@ -51,6 +52,12 @@ integration: bundles
 	  $(GO) test -tags "$(BUILDTAGS)" -count=1 -timeout 30m -v ./integration/...
 
 test: vet unit integration
+
+# Side-by-side benchmarks (see bench/README.md): lifecycle against runc and
+# crun, network hook setup at container #1, #100 and #500 for each backend.
+BENCH_OUT ?= $(CURDIR)/bench/out
+bench: bundles
+	bash bench/run.sh "$(BENCH_OUT)"
 
 clean:
 	rm -rf $(BIN) $(BUNDLES)

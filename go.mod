@@ -41,3 +41,5 @@ require (
 	golang.org/x/net v0.55.0 // indirect
 	golang.org/x/sync v0.6.0 // indirect
 )
+
+replace github.com/cyphar/filepath-securejoin => ./third_party/filepath-securejoin

@@ -202,7 +202,9 @@ trap 'rm -rf "$RUN"' EXIT
 cgroup_dirs() { find /sys/fs/cgroup -mindepth 2 -type d 2>/dev/null | sort; }
 mount_points() { awk '{ print $5 }' /proc/self/mountinfo | sort; }
 state_roots="/run/berth /run/runc"
-list_states() { for r in $state_roots; do [ -d "$r" ] && ls -1 "$r" | sed "s|^|$r/|"; done | sort; }
+# A state root that does not exist yet (no runc run since boot) lists nothing;
+# it must not end the function with a failure under set -e and pipefail.
+list_states() { for r in $state_roots; do if [ -d "$r" ]; then ls -1 "$r" | sed "s|^|$r/|"; fi; done | sort; }
 
 cgroup_dirs >"$RUN/cgroups.before"
 mount_points >"$RUN/mounts.before"

@@ -110,7 +110,10 @@ func TestHooksAllStages(t *testing.T) {
 			t.Errorf("after create: expected the %s hook not to have run yet", stage)
 		}
 	}
-	for _, stage := range []string{"prestart", "createRuntime", "createContainer"} {
+	// prestart hooks are the spec 1.0 hooks run "after start is called":
+	// they see "created", the later createRuntime/createContainer "creating".
+	check("prestart", "created")
+	for _, stage := range []string{"createRuntime", "createContainer"} {
 		check(stage, "creating")
 	}
 

@@ -8,9 +8,11 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
 	"github.com/berth-runtime/berth/libruntime/bundle"
+	"github.com/berth-runtime/berth/libruntime/compat"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/state"
@@ -96,6 +98,10 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	if err != nil {
 		return -1, fmt.Errorf("%s: %w", filepath.Join(b.Dir, bundle.ConfigName), err)
 	}
+	for _, w := range compat.Apply(cfg) {
+		logrus.Warn(w)
+	}
+	lifecycle.WrapPrestart(cfg)
 	hooks := lifecycle.TakeDeferred(cfg)
 
 	ct, err := libcontainer.Create(root, id, cfg)

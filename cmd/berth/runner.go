@@ -8,10 +8,12 @@ import (
 	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/libruntime/compat"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/process"
@@ -93,13 +95,7 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	}
 	defer pio.Close()
 
-	switch r.action {
-	case actCreate:
-		err = r.container.Start(p)
-	case actRun, actExec:
-		err = r.container.Run(p)
-	}
-	if err != nil {
+	if err := r.startProcess(p); err != nil {
 		return -1, err
 	}
 	if err := pio.AfterStart(); err != nil {
@@ -148,6 +144,39 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	return code, nil
 }
 
+// startProcess starts p: for create, up to the init waiting for `start`;
+// for run and exec, through to the user's program. A container's init gets
+// its RLIMIT_AS only once its own setup is done (see
+// compat.DeferAddressSpaceLimit), so a `run` with that limit is split into
+// start, limit, exec.
+func (r *runner) startProcess(p *libcontainer.Process) error {
+	var lateAS *configs.Rlimit
+	if r.ownsContainer() {
+		var err error
+		if lateAS, err = compat.DeferAddressSpaceLimit(p.Rlimits); err != nil {
+			return err
+		}
+	}
+	if lateAS == nil && r.action != actCreate {
+		return r.container.Run(p)
+	}
+	if err := r.container.Start(p); err != nil {
+		return err
+	}
+	pid, err := p.Pid()
+	if err == nil {
+		err = compat.ApplyAddressSpaceLimit(pid, lateAS)
+	}
+	if err == nil && r.action == actRun {
+		err = r.container.Exec()
+	}
+	if err != nil {
+		r.terminate(p)
+		return err
+	}
+	return nil
+}
+
 // passFiles hands the process the files it should find at fd 3 and up:
 // first sockets passed to berth by systemd socket activation (LISTEN_FDS),
 // then --preserve-fds more of berth's own descriptors.
@@ -183,14 +212,23 @@ func listenFDs() int {
 	return n
 }
 
+// execWaitLimit bounds the wait for the init to exec the user's program
+// before the poststart hooks run, when no startContainer hooks stand in
+// between: only closing fds and execve are left then.
+const execWaitLimit = 10 * time.Second
+
 // afterStart finishes the start of a container's user process (lifecycle
-// steps 7-9): startContainer hooks have run inside the init, and now that
-// the program runs, the poststart hooks run.
+// steps 7-9): startContainer hooks have run inside the init, and once the
+// program runs, the poststart hooks run. libcontainer's Exec returns when
+// the init has passed the exec fifo, a moment before it execs the program,
+// so without the wait a poststart hook would often run first.
 func afterStart(c *libcontainer.Container, pid int, hooks lifecycle.Deferred) error {
 	if timeout, ok := lifecycle.StartContainerTimeout(c.Config()); ok {
 		if err := lifecycle.WaitUserProcess(pid, timeout); err != nil {
 			return err
 		}
+	} else if len(hooks.Poststart) > 0 {
+		lifecycle.WaitExecuted(pid, execWaitLimit)
 	}
 	return lifecycle.RunPoststart(c, hooks)
 }

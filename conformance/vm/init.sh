@@ -10,15 +10,20 @@
 #     kernel command line asks for (berth_vm.cgroup=v2: cgroup2 only, at
 #     /sys/fs/cgroup, every controller enabled at the root; v1: a tmpfs with
 #     each v1 controller mounted under it, no cgroup2 anywhere), run the
-#     integration test binary, print
-#         BERTH-VM-RESULT: PASS|FAIL <passed>/<run> ...
-#     and power off.
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+#     integration test binary with its output between two marker lines,
+#     print
+#         BERTH-VM-RESULT NONCE: PASS|FAIL passed=N failed=N skipped=N rc=N secs=N
+#     and power off. NONCE is berth_vm.nonce of the kernel command line,
+#     fresh for each boot: run.sh takes no line without it for a result.
+# /usr/local/sbin first: run.sh puts iproute2's ip (busybox's has no netns),
+# ss, nft and iptables there for the network tests.
+export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [ ! -e /.berth-vm-stage2 ]; then
 	mount -t proc proc /proc
 	mount -t devtmpfs devtmpfs /dev 2>/dev/null
 	exec </dev/console >/dev/console 2>&1
+	echo "berth-vm: /init at $(cut -d' ' -f1 /proc/uptime)s"
 	mkdir -p /newroot
 	mount -t tmpfs -o mode=0755 newroot /newroot
 	for f in /*; do
@@ -32,7 +37,7 @@ if [ ! -e /.berth-vm-stage2 ]; then
 	umount /dev 2>/dev/null
 	umount /proc
 	exec switch_root /newroot /init
-	echo "BERTH-VM-RESULT: FAIL switch_root failed"
+	echo "berth-vm: switch_root failed"
 	echo o >/proc/sysrq-trigger
 	exit 1
 fi
@@ -61,7 +66,8 @@ poweroff_now() {
 }
 
 fail() {
-	echo "BERTH-VM-RESULT: FAIL $*"
+	echo "berth-vm: $*"
+	echo "BERTH-VM-RESULT $nonce: FAIL passed=0 failed=0 skipped=0 rc=255 secs=0 ($*)"
 	poweroff_now
 }
 
@@ -72,6 +78,7 @@ param() { # berth_vm.NAME=VALUE from the kernel command line
 }
 mode=$(param cgroup)
 [ -n "$mode" ] || mode=v2
+nonce=$(param nonce)
 
 conf=/etc/berth-vm
 echo "berth-vm: up $(cut -d" " -f1 /proc/uptime)s, kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo), cgroup mode $mode"
@@ -84,7 +91,7 @@ if [ -s $conf/modules ]; then
 		"? "*) # a soft dependency: one of several providers may do
 			insmod "/lib/modules/$(uname -r)/${ko#\? }" 2>/dev/null || echo "berth-vm: optional module ${ko#\? } did not load"
 			;;
-		*) insmod "/lib/modules/$(uname -r)/$ko" || fail "insmod $ko" ;;
+		*) insmod "/lib/modules/$(uname -r)/$ko" || fail "insmod $ko failed" ;;
 		esac
 	done <$conf/modules
 	echo "berth-vm: modules loaded: $(cut -d' ' -f1 /proc/modules | tr '\n' ' ')"
@@ -137,7 +144,7 @@ fi
 cd /opt/berth/integration || fail "no /opt/berth/integration"
 echo "berth-vm: running the integration tests matching $run${skip:+, skipping $skip} (parallel $parallel, timeout $timeout)"
 start=$(cut -d. -f1 /proc/uptime)
-echo "BERTH-VM-TESTS-BEGIN"
+echo "BERTH-VM-TESTS-BEGIN $nonce"
 set -- -test.v -test.run "$run" -test.parallel "$parallel" -test.timeout "$timeout"
 [ -z "$skip" ] || set -- "$@" -test.skip "$skip"
 {
@@ -145,7 +152,7 @@ set -- -test.v -test.run "$run" -test.parallel "$parallel" -test.timeout "$timeo
 	echo $? >/tmp/test.rc
 } 2>&1 | tee /tmp/test.out
 rc=$(cat /tmp/test.rc 2>/dev/null || echo 255)
-echo "BERTH-VM-TESTS-END"
+echo "BERTH-VM-TESTS-END $nonce"
 took=$(($(cut -d. -f1 /proc/uptime) - start))
 
 # Top-level tests only ("--- PASS: TestX" without indentation).
@@ -155,5 +162,5 @@ skipped=$(grep -c '^--- SKIP: ' /tmp/test.out)
 verdict=PASS
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || verdict=FAIL
 grep -E '^--- (FAIL|SKIP): ' /tmp/test.out | sed 's/^/berth-vm: /'
-echo "BERTH-VM-RESULT: $verdict $passed/$((passed + failed)) (skipped $skipped, go test exit $rc, cgroup $mode, ${took}s)"
+echo "BERTH-VM-RESULT $nonce: $verdict passed=$passed failed=$failed skipped=$skipped rc=$rc secs=$took cgroup=$mode"
 poweroff_now

@@ -3,24 +3,32 @@
 # QEMU VM (software emulation, no KVM) whose cgroups are pure v2 or pure v1,
 # whatever this host has. See conformance/vm/README.md.
 #
+#   sudo bash conformance/vm/run.sh        # both VMs: v2, then v1
+#
+# Everything it builds or downloads goes to one temporary directory that is
+# removed on exit, failure and interrupt included; only the apt packages it
+# installs and Go's build cache stay.
+#
 # Environment (all optional):
-#   BERTH_VM_CACHE     downloads and the unpacked kernel (default ~/.cache/berth-vm)
-#   BERTH_VM_OUT       initramfs, serial logs (default conformance/vm/out)
-#   BERTH_VM_TESTS     -test.run regexp (default: lifecycle + resources, below)
-#   BERTH_VM_SKIP      -test.skip regexp (default: the racy exec -d subtest, below)
+#   BERTH_VM_TESTS     -test.run regexp (default: lifecycle, exec, state,
+#                      resources, cgroups and a network sample; see below)
+#   BERTH_VM_SKIP      -test.skip regexp (default: see below; empty skips nothing)
 #   BERTH_VM_PARALLEL  -test.parallel in the VM (default 2)
-#   BERTH_VM_TIMEOUT   seconds one VM may run, boot to power-off (default 300)
+#   BERTH_VM_TIMEOUT   seconds one VM may run, boot to power-off (default 270)
 #   BERTH_VM_MODULES   kernel modules to insmod, with their dependencies
-#                      (default none: the tests need only built-ins)
+#                      (default: veth, bridge and the netfilter modules of
+#                      berth-net's nftables and iptables backends)
+#   BERTH_VM_MEM, BERTH_VM_SMP   guest memory and CPUs (default 1536M, 2)
+#   BERTH_VM_KERNEL_PKG  Debian kernel package (default: what linux-image-amd64 depends on)
+#   BERTH_VM_CACHE     keep the kernel .deb and its unpacked tree in this
+#                      directory across runs (default: none, fetched each run)
+#   BERTH_VM_LOGS      copy the serial logs and the build log to this directory
 #   BERTH_VM_PRE       a sh script run in the VM (as root, cgroups mounted,
 #                      BERTH_BINARY and BERTH_BUNDLE set) before the tests,
-#                      for experiments; its output goes to the serial log
-#   BERTH_VM_MEM, BERTH_VM_SMP   guest memory and CPUs (default 1G, 2)
-#   BERTH_VM_KERNEL_PKG  Debian kernel package (default: what linux-image-amd64 depends on)
-#   BERTH_VM_SKIP_BUILD=1  reuse bin/, bundles/out and the test binary as they are
+#                      for experiments; its output is prefixed "pre: "
 set -euo pipefail
-# apt-get and depmod live in sbin, which a CI environment's PATH may lack.
-export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin
+# apt-get, depmod and ip live in sbin, which a CI environment's PATH may lack.
+export PATH=$PATH:/usr/local/sbin:/usr/sbin:/sbin:/usr/local/go/bin
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -31,23 +39,31 @@ case "$mode" in v1 | v2) modes=("$mode") ;; all) modes=(v2 v1) ;; *)
 	;;
 esac
 
-cache=${BERTH_VM_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/berth-vm}
-out=${BERTH_VM_OUT:-$here/out}
-# The lifecycle commands and their exit codes, then the resource limits.
-# TestConfigResources, TestUpdate and TestPauseResume read v1 files only and
-# skip on v2; the TestCgroup* tests read v1 or v2 files.
-default_tests='^(TestRunPassesExitCode|TestRunKeep|TestRunDetach|TestRunKilledBySignalExits137|TestKillSignalForms|TestKillDefaultSignalIsTERM|TestFailingCommandsExit1|TestDeleteRunningFails|TestDeleteCreatedFails|TestStateAndTransitions|TestExec|TestExecInStoppedContainerFails|TestEventsStats|TestEventsInterval|TestPs|TestConfigResources|TestUpdate|TestPauseResumeAndForceDeletePaused|TestCgroup.*)$'
+# The lifecycle commands and their exit codes, exec, state, the resource
+# limits and events, then a sample of the network tests: one firewall
+# backend of the bridge network (veth, bridge, nf_tables NAT and DNAT) and
+# the host/none/container modes. TestConfigResources, TestUpdate and
+# TestPauseResume read v1 files only and skip on v2; the TestCgroup* tests
+# read the v1 or the v2 file of each setting.
+default_tests='^(TestRunPassesExitCode|TestRunKeep|TestRunDetach|TestRunKilledBySignalExits137|TestKillSignalForms|TestKillDefaultSignalIsTERM|TestFailingCommandsExit1|TestDeleteRunningFails|TestDeleteCreatedFails|TestStateAndTransitions|TestList|TestExec|TestExecInStoppedContainerFails|TestEventsStats|TestEventsInterval|TestPs|TestConfigResources|TestUpdate|TestPauseResumeAndForceDeletePaused|TestCgroup.*|TestNetBridge|TestNetModes)$'
 tests=${BERTH_VM_TESTS:-$default_tests}
-# TestExec/detach_and_pid_file reads /proc/PID/comm as soon as `exec -d`
-# returns, but libcontainer (as runc) lets exec return once its init closed
-# the sync socket, just before execve: under emulation the test sees
-# "runc:[2:INIT]" most of the time. Skipped until the test polls for comm.
-default_skip='^TestExec$/^detach_and_pid_file$'
+# - TestExec/detach_and_pid_file reads /proc/PID/comm as soon as `exec -d`
+#   returns, but libcontainer (as runc) lets exec return once its init has
+#   closed the sync socket, just before execve: under emulation the test
+#   sees "runc:[2:INIT]" most of the time. Skipped until the test polls.
+# - TestNetBridge runs each subtest once per firewall backend: the nftables
+#   run is enough to show the modules work; the iptables one doubles the time.
+default_skip='^TestExec$/^detach_and_pid_file$|^TestNetBridge$/^iptables$'
 skip=${BERTH_VM_SKIP-$default_skip}
 parallel=${BERTH_VM_PARALLEL:-2}
-vm_timeout=${BERTH_VM_TIMEOUT:-300}
-modules=${BERTH_VM_MODULES:-}
-mem=${BERTH_VM_MEM:-1G}
+vm_timeout=${BERTH_VM_TIMEOUT:-270}
+# veth and bridge for the container links; the netfilter modules that the
+# nftables backend's expressions (nat chains, masq, dnat, ct, fib) and
+# iptables-nft's matches and targets (through nft_compat) load on demand
+# on a normal host, where modprobe does it: the VM has no modprobe.
+default_modules='veth bridge nf_tables nft_chain_nat nft_nat nft_masq nft_ct nft_fib_inet nft_fib_ipv4 nft_compat nf_conntrack_netlink xt_addrtype xt_comment xt_conntrack xt_MASQUERADE xt_nat xt_tcpudp'
+modules=${BERTH_VM_MODULES-$default_modules}
+mem=${BERTH_VM_MEM:-1536M}
 smp=${BERTH_VM_SMP:-2}
 buildtags="seccomp urfave_cli_no_docs"
 
@@ -57,34 +73,77 @@ die() {
 	exit 1
 }
 
+[ "$(id -u)" = 0 ] || die "run as root (sudo bash $0): it installs packages and the tests run containers"
+
+# ---- the work directory and cleanup ----------------------------------------------
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/berth-vm.XXXXXX")
+qemu_pid=
+cleanup() {
+	local rc=$?
+	# Only the QEMU this script started, by its pid.
+	if [ -n "$qemu_pid" ] && kill -0 "$qemu_pid" 2>/dev/null; then
+		kill "$qemu_pid" 2>/dev/null || true
+		wait "$qemu_pid" 2>/dev/null || true
+	fi
+	if [ -n "${BERTH_VM_LOGS:-}" ]; then
+		mkdir -p "$BERTH_VM_LOGS"
+		cp "$work"/*.log "$BERTH_VM_LOGS"/ 2>/dev/null || true
+	fi
+	rm -rf "$work"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
 # ---- tools ---------------------------------------------------------------------
 
 apt_updated=
+apt_update() {
+	[ -z "$apt_updated" ] || return 0
+	log "apt-get update"
+	apt-get update -q >>"$work/apt.log" 2>&1 || {
+		tail -20 "$work/apt.log" >&2
+		die "apt-get update"
+	}
+	apt_updated=1
+}
+
+# apt_install PKG... installs what is missing; a failure is retried once
+# after apt-get update (a fresh container has no package lists).
 apt_install() {
 	export DEBIAN_FRONTEND=noninteractive
-	if ! apt-get install -y -q --no-install-recommends "$@" >"$out/apt.log" 2>&1; then
-		[ -n "$apt_updated" ] || { apt-get update -q >>"$out/apt.log" 2>&1 && apt_updated=1; }
-		apt-get install -y -q --no-install-recommends "$@" >>"$out/apt.log" 2>&1 || {
-			tail -20 "$out/apt.log" >&2
+	log "installing $*"
+	if ! apt-get install -y -q --no-install-recommends "$@" >>"$work/apt.log" 2>&1; then
+		apt_update
+		apt-get install -y -q --no-install-recommends "$@" >>"$work/apt.log" 2>&1 || {
+			tail -20 "$work/apt.log" >&2
 			die "apt-get install $*"
 		}
 	fi
 }
 
+# The tools the network tests drive (integration/network_harness_test.go)
+# are copied from this host into the VM, with their libraries.
+net_tools=(ip ss nft iptables iptables-save iptables-restore)
+
 need_tools() {
-	local pkgs=()
+	local pkgs=() p
 	command -v qemu-system-x86_64 >/dev/null || pkgs+=(qemu-system-x86)
 	command -v cpio >/dev/null || pkgs+=(cpio)
-	dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)
 	command -v depmod >/dev/null || pkgs+=(kmod)
-	command -v jq >/dev/null || pkgs+=(jq) # bundles/Makefile
-	if [ ${#pkgs[@]} -gt 0 ]; then
-		log "installing ${pkgs[*]}"
-		apt_install "${pkgs[@]}"
-	fi
+	# The busybox bundle and the VM's own userland; make and the cgo build
+	# of berth (libseccomp).
+	dpkg -s busybox-static >/dev/null 2>&1 || pkgs+=(busybox-static)
+	for p in make gcc pkg-config jq; do command -v $p >/dev/null || pkgs+=("$p"); done
+	dpkg -s libseccomp-dev >/dev/null 2>&1 || pkgs+=(libseccomp-dev)
+	command -v ss >/dev/null || pkgs+=(iproute2)
+	command -v nft >/dev/null || pkgs+=(nftables)
+	command -v iptables-save >/dev/null || pkgs+=(iptables)
+	[ ${#pkgs[@]} -eq 0 ] || apt_install "${pkgs[@]}"
 	busybox=/bin/busybox
 	if ldd "$busybox" >/dev/null 2>&1; then die "$busybox is not static (busybox-static provides a static one)"; fi
-	export PATH=$PATH:/usr/local/go/bin
 	command -v go >/dev/null || die "go not found (looked in PATH and /usr/local/go/bin)"
 }
 
@@ -98,29 +157,29 @@ kernel_pkg() {
 	local p
 	p=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	if [ -z "$p" ]; then
-		apt-get update -q >>"$out/apt.log" 2>&1 && apt_updated=1
+		apt_update
 		p=$(apt-cache depends linux-image-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
 	fi
 	[ -n "$p" ] || die "cannot resolve linux-image-amd64 to a kernel package"
 	echo "$p"
 }
 
+# fetch_kernel sets kroot (the unpacked package), kver and vmlinuz.
 fetch_kernel() {
-	local pkg deb
+	local pkg deb cache=${BERTH_VM_CACHE:-$work/kernel}
 	pkg=$(kernel_pkg)
 	mkdir -p "$cache/debs"
 	deb=$(ls "$cache/debs/${pkg}_"*.deb 2>/dev/null | tail -1 || true)
 	if [ -z "$deb" ]; then
-		log "downloading $pkg"
-		(cd "$cache/debs" && apt-get download "$pkg" >>"$out/apt.log" 2>&1) || {
-			[ -n "$apt_updated" ] || apt-get update -q >>"$out/apt.log" 2>&1
-			(cd "$cache/debs" && apt-get download "$pkg" >>"$out/apt.log" 2>&1) || die "apt-get download $pkg"
+		log "downloading $pkg (apt-get download: nothing is installed)"
+		(cd "$cache/debs" && apt-get download "$pkg" >>"$work/apt.log" 2>&1) || {
+			apt_update
+			(cd "$cache/debs" && apt-get download "$pkg" >>"$work/apt.log" 2>&1) || die "apt-get download $pkg"
 		}
 		deb=$(ls "$cache/debs/${pkg}_"*.deb | tail -1)
 	fi
 	kroot="$cache/$(basename "$deb" .deb)"
 	if [ ! -e "$kroot/.done" ]; then
-		log "unpacking $(basename "$deb")"
 		rm -rf "$kroot"
 		dpkg-deb -x "$deb" "$kroot"
 		: >"$kroot/.done"
@@ -132,15 +191,16 @@ fetch_kernel() {
 	if [ ! -s "$kroot/lib/modules/$kver/modules.dep" ]; then
 		depmod -b "$kroot" "$kver" || die "depmod -b $kroot $kver"
 	fi
-	log "kernel $kver ($pkg)"
+	log "kernel $kver ($(basename "$deb"))"
 }
 
 # resolve_modules NAME... prints the .ko paths (relative to the module tree)
 # to insmod, dependencies first, each once; built-in modules are skipped.
-# A module's soft dependencies (modules.softdep, e.g. libcrc32c's "pre:
-# crc32c") are resolved through modules.alias to every module that provides
-# them, printed as "? PATH": the VM tries those and goes on if one does not
-# load (crc32c_intel without SSE4.2).
+# A module's soft dependencies (modules.softdep, e.g. nf_conntrack's "pre:
+# nf_defrag_ipv4" or libcrc32c's "pre: crc32c") are resolved through
+# modules.alias to every module that provides them, printed as "? PATH":
+# the VM tries those and goes on if one does not load (crc32c_intel
+# without SSE4.2).
 resolve_modules() {
 	local mdir="$kroot/lib/modules/$kver" name p
 	declare -A seen=() hard=()
@@ -149,13 +209,13 @@ resolve_modules() {
 	# modules that have NAME as an alias.
 	module_paths() {
 		local re=${1//[-_]/[-_]} m
-		if grep -q "/$re\.ko:" "$mdir/modules.dep"; then
-			grep -o "^[^:]*/$re\.ko:" "$mdir/modules.dep" | tr -d :
+		if grep -q "/$re\.ko[.a-z]*:" "$mdir/modules.dep"; then
+			grep -o "^[^:]*/$re\.ko[.a-z]*:" "$mdir/modules.dep" | tr -d :
 			return
 		fi
 		for m in $(awk -v a="$1" '$1 == "alias" && $2 == a {print $3}' "$mdir/modules.alias"); do
 			re=${m//[-_]/[-_]}
-			grep -o "^[^:]*/$re\.ko:" "$mdir/modules.dep" | tr -d :
+			grep -o "^[^:]*/$re\.ko[.a-z]*:" "$mdir/modules.dep" | tr -d :
 		done
 	}
 	visit() { # visit PATH hard|soft
@@ -164,7 +224,8 @@ resolve_modules() {
 		[ -z "${seen[$path]:-}" ] || return 0
 		seen[$path]=1
 		line=$(grep -m1 "^$path:" "$mdir/modules.dep") || die "$path is not in modules.dep"
-		mod=$(basename "$path" .ko)
+		mod=$(basename "$path")
+		mod=${mod%%.ko*}
 		local -a pre=() post=()
 		for w in $(awk -v m="$mod" '$1 == "softdep" && $2 == m {for (i = 3; i <= NF; i++) print $i}' "$mdir/modules.softdep"); do
 			case "$w" in pre:) when=pre ;; post:) when=post ;; *) if [ $when = pre ]; then pre+=("$w"); else post+=("$w"); fi ;; esac
@@ -192,19 +253,18 @@ resolve_modules() {
 
 # ---- berth and the tests ---------------------------------------------------------
 
+# build makes berth, berth-net and the bundles with the repository's
+# Makefile, into the work directory: the checkout's bin/ and bundles/out
+# stay as they are (others may be building there at the same time).
 build() {
-	if [ "${BERTH_VM_SKIP_BUILD:-}" = 1 ] && [ -x "$repo/bin/berth" ] && [ -x "$out/integration.test" ]; then
-		log "reusing bin/berth, bundles/out/busybox and $out/integration.test"
-		return
-	fi
-	log "building berth and the busybox bundle"
-	make -C "$repo" build bundles >"$out/build.log" 2>&1 || {
-		tail -30 "$out/build.log" >&2
+	log "building berth, berth-net and the busybox bundle (make build bundles)"
+	make -C "$repo" BIN="$work/bin" BUNDLES="$work/bundles" build bundles >>"$work/build.log" 2>&1 || {
+		tail -30 "$work/build.log" >&2
 		die "make build bundles"
 	}
-	log "building the integration test binary"
-	(cd "$repo" && go test -c -tags "$buildtags" -o "$out/integration.test" ./integration/) >>"$out/build.log" 2>&1 || {
-		tail -30 "$out/build.log" >&2
+	log "building the integration test binary (go test -c)"
+	(cd "$repo" && go test -c -tags "$buildtags" -o "$work/integration.test" ./integration/) >>"$work/build.log" 2>&1 || {
+		tail -30 "$work/build.log" >&2
 		die "go test -c ./integration/"
 	}
 }
@@ -214,14 +274,36 @@ build() {
 copy_libs() {
 	local lib f
 	for lib in $(for f in "$@"; do ldd "$f" 2>/dev/null | awk '$2 == "=>" && $3 ~ /^\// {print $3} $1 ~ /^\// {print $1}'; done | sort -u); do
+		[ -e "$stage$lib" ] && continue
 		mkdir -p "$stage$(dirname "$lib")"
 		cp -L "$lib" "$stage$lib"
 	done
 }
 
+# copy_net_tools puts this host's ip, ss, nft and iptables (nft flavour) in
+# the VM's /usr/local/sbin, first in its PATH: busybox's ip has no netns.
+copy_net_tools() {
+	local t src bins=() xt
+	mkdir -p "$stage/usr/local/sbin"
+	for t in "${net_tools[@]}"; do
+		src=$(command -v "$t") || die "$t not found on this host"
+		src=$(readlink -f "$src")
+		cp "$src" "$stage/usr/local/sbin/$(basename "$src")"
+		[ "$(basename "$src")" = "$t" ] || ln -sf "$(basename "$src")" "$stage/usr/local/sbin/$t"
+		bins+=("$src")
+	done
+	# iptables loads its matches and targets (libxt_*.so) with dlopen.
+	xt=$(dirname "$(ldd "$(readlink -f "$(command -v iptables)")" | awk '/libxtables/ {print $3}')")/xtables
+	if [ -d "$xt" ]; then
+		mkdir -p "$stage$xt"
+		cp -a "$xt/." "$stage$xt/"
+	fi
+	copy_libs "${bins[@]}"
+	for t in protocols services ethertypes; do [ ! -f "/etc/$t" ] || cp "/etc/$t" "$stage/etc/"; done
+}
+
 build_initramfs() {
-	stage="$out/initramfs"
-	rm -rf "$stage"
+	stage="$work/initramfs"
 	mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,dev,proc,sys,run,tmp,root,etc/berth-vm,opt/berth/bin,opt/berth/integration,lib/modules/"$kver"}
 	chmod 1777 "$stage/tmp"
 	cp "$busybox" "$stage/bin/busybox"
@@ -235,31 +317,31 @@ build_initramfs() {
 	printf 'root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n' >"$stage/etc/passwd"
 	printf 'root:x:0:\nnogroup:x:65534:\n' >"$stage/etc/group"
 
-	cp "$repo/bin/berth" "$stage/opt/berth/bin/berth"
-	cp "$out/integration.test" "$stage/opt/berth/integration/integration.test"
-	[ -d "$repo/integration/testdata" ] && cp -a "$repo/integration/testdata" "$stage/opt/berth/integration/"
-	copy_libs "$stage/opt/berth/bin/berth" "$stage/opt/berth/integration/integration.test"
+	cp "$work/bin/berth" "$work/bin/berth-net" "$stage/opt/berth/bin/"
+	cp "$work/integration.test" "$stage/opt/berth/integration/integration.test"
+	[ ! -d "$repo/integration/testdata" ] || cp -a "$repo/integration/testdata" "$stage/opt/berth/integration/"
+	copy_libs "$stage/opt/berth/bin/berth" "$stage/opt/berth/bin/berth-net" "$stage/opt/berth/integration/integration.test"
+	copy_net_tools
 	# The bundle: its rootfs keeps busybox's applets as hardlinks (one copy).
 	mkdir -p "$stage/opt/berth/bundle"
-	cp "$repo/bundles/out/busybox/config.json" "$stage/opt/berth/bundle/"
-	cp -a "$repo/bundles/out/busybox/rootfs" "$stage/opt/berth/bundle/"
+	cp "$work/bundles/busybox/config.json" "$stage/opt/berth/bundle/"
+	cp -a "$work/bundles/busybox/rootfs" "$stage/opt/berth/bundle/"
 
 	: >"$stage/etc/berth-vm/modules"
 	if [ -n "$modules" ]; then
 		local line ko
 		# shellcheck disable=SC2086
-		resolve_modules $modules >"$out/modules.list"
+		resolve_modules $modules >"$work/modules.list"
 		while read -r line; do
 			ko=${line#"? "}
+			case "$ko" in *.ko) ;; *) die "$ko is compressed: busybox insmod loads plain .ko files only" ;; esac
 			mkdir -p "$stage/lib/modules/$kver/$(dirname "$ko")"
 			cp "$kroot/lib/modules/$kver/$ko" "$stage/lib/modules/$kver/$ko"
 			echo "$line" >>"$stage/etc/berth-vm/modules"
-		done <"$out/modules.list"
-		log "modules: $(tr '\n' ' ' <"$stage/etc/berth-vm/modules")"
+		done <"$work/modules.list"
+		log "modules to load: $(wc -l <"$stage/etc/berth-vm/modules") ($modules, with their dependencies)"
 	fi
-	if [ -n "${BERTH_VM_PRE:-}" ]; then
-		install -m 755 "$BERTH_VM_PRE" "$stage/etc/berth-vm/pre.sh"
-	fi
+	[ -z "${BERTH_VM_PRE:-}" ] || install -m 755 "$BERTH_VM_PRE" "$stage/etc/berth-vm/pre.sh"
 	printf '%s\n' "$tests" >"$stage/etc/berth-vm/run"
 	printf '%s\n' "$skip" >"$stage/etc/berth-vm/skip"
 	printf '%s\n' "$parallel" >"$stage/etc/berth-vm/parallel"
@@ -269,49 +351,77 @@ build_initramfs() {
 	[ "$go_timeout" -ge $((vm_timeout / 2)) ] || go_timeout=$((vm_timeout / 2))
 	printf '%ss\n' "$go_timeout" >"$stage/etc/berth-vm/timeout"
 
-	initrd="$out/initramfs.cpio.gz"
+	initrd="$work/initramfs.cpio.gz"
 	(cd "$stage" && find . -print0 | cpio --null -o -H newc --quiet | gzip -1) >"$initrd"
 	log "initramfs $(du -h "$initrd" | cut -f1) ($(du -sh --apparent-size "$stage" | cut -f1) unpacked)"
 }
 
 # ---- the VM ----------------------------------------------------------------------
 
-# run_vm MODE boots the VM and prints its test output; 0 when it reports PASS.
+# count KIND FILE counts the top-level "--- KIND: TestX" lines of go test -v.
+count() { grep -c "^--- $1: " "$2" || true; }
+
+# run_vm MODE boots the VM, prints its test output and adds a line to the
+# summary; it returns 0 only when the VM reported PASS and the host's own
+# count of the test output agrees.
 run_vm() {
-	local m=$1 logf="$out/serial-$1.log" start rc=0 took result
-	log "booting the $m VM (tcg, $smp CPUs, $mem, timeout ${vm_timeout}s); serial log: $logf"
+	local m=$1 logf="$work/serial-$1.log" out="$work/tests-$1.out" start rc=0 took result nonce
+	local passed failed skipped vm_rc verdict
+	# A fresh random token per boot: the result line must carry it, so a
+	# line from anything but this VM's init (a stale log, a test that
+	# printed the marker) cannot pass for the verdict.
+	nonce=$(od -An -N8 -tx8 /dev/urandom | tr -d ' ')
+	log "booting the $m VM (tcg, $smp CPUs, $mem, timeout ${vm_timeout}s)"
 	start=$(date +%s)
 	timeout -k 10 "$vm_timeout" qemu-system-x86_64 \
 		-accel tcg -cpu max -smp "$smp" -m "$mem" \
 		-nographic -no-reboot -nic none \
 		-kernel "$vmlinuz" -initrd "$initrd" \
-		-append "console=ttyS0 panic=-1 quiet loglevel=3 berth_vm.cgroup=$m" \
-		</dev/null >"$logf" 2>&1 || rc=$?
+		-append "console=ttyS0 panic=-1 quiet loglevel=3 berth_vm.cgroup=$m berth_vm.nonce=$nonce" \
+		</dev/null >"$logf" 2>&1 &
+	qemu_pid=$!
+	wait "$qemu_pid" || rc=$?
+	qemu_pid=
 	took=$(($(date +%s) - start))
 	# The serial console ends its lines with \r\n; the firmware clears the
 	# screen with escape sequences.
 	sed -i 's/\r$//; s/\x1bc//g; s/\x1b\[[0-9;?]*[A-Za-z]//g' "$logf"
-	sed -n '/^BERTH-VM-TESTS-BEGIN$/,/^BERTH-VM-TESTS-END$/p' "$logf" | sed '1d;$d'
-	grep '^berth-vm: ' "$logf" >&2 || true
-	result=$(grep -a -m1 '^BERTH-VM-RESULT: ' "$logf" || true)
+	sed -n "/^BERTH-VM-TESTS-BEGIN $nonce\$/,/^BERTH-VM-TESTS-END $nonce\$/p" "$logf" | sed '1d;$d' >"$out"
+	cat "$out"
+	grep '^berth-vm: ' "$logf" | sed "s/^/[$m] /" >&2 || true
+	result=$(grep -a -m1 "^BERTH-VM-RESULT $nonce: " "$logf" || true)
+	passed=$(count PASS "$out")
+	failed=$(count FAIL "$out")
+	skipped=$(count SKIP "$out")
 	if [ -z "$result" ]; then
 		if [ "$rc" = 124 ] || [ "$rc" = 137 ]; then
-			log "$m: TIMEOUT after ${took}s: no result from the VM; last lines of $logf:"
+			log "$m: TIMEOUT after ${took}s, no result from the VM; its last lines:"
 		else
-			log "$m: qemu exited $rc after ${took}s without a result; last lines of $logf:"
+			log "$m: qemu exited $rc after ${took}s without a result; its last lines:"
 		fi
 		tail -40 "$logf" >&2
-		summary+=("$m: NO RESULT (qemu exit $rc, ${took}s)")
+		summary+=("$(printf '%-3s NO RESULT  %3d run, %3d passed, %3d failed, %3d skipped   VM %4ds (qemu exit %s)' "$m" $((passed + failed)) "$passed" "$failed" "$skipped" "$took" "$rc")")
 		return 1
 	fi
-	summary+=("$m: ${result#BERTH-VM-RESULT: } [VM ${took}s]")
-	log "$m: $result [VM ${took}s]"
-	[[ $result == "BERTH-VM-RESULT: PASS "* ]]
+	# "BERTH-VM-RESULT NONCE: PASS|FAIL passed=N failed=N skipped=N rc=N secs=N"
+	verdict=$(awk '{print $3}' <<<"$result")
+	vm_rc=$(grep -o ' rc=[0-9]*' <<<"$result" | cut -d= -f2)
+	local vm_secs
+	vm_secs=$(grep -o ' secs=[0-9]*' <<<"$result" | cut -d= -f2)
+	if [ "$verdict" = PASS ] && { [ "$vm_rc" != 0 ] || [ "$failed" != 0 ] || [ "$passed" = 0 ] ||
+		! grep -q " passed=$passed failed=$failed " <<<"$result"; }; then
+		log "$m: the VM said PASS but its output does not agree (host count: $passed passed, $failed failed): $result"
+		verdict=FAIL
+	fi
+	summary+=("$(printf '%-3s %-9s  %3d run, %3d passed, %3d failed, %3d skipped   VM %4ds (tests %ss, go test exit %s)' "$m" "$verdict" $((passed + failed)) "$passed" "$failed" "$skipped" "$took" "$vm_secs" "$vm_rc")")
+	if [ "$verdict" != PASS ]; then
+		grep -E '^--- FAIL: ' "$out" | sed "s/^/[$m] /" >&2 || true
+		return 1
+	fi
 }
 
 main() {
-	mkdir -p "$out" "$cache"
-	local t0
+	local t0 failed=0 m
 	t0=$(date +%s)
 	need_tools
 	fetch_kernel
@@ -319,13 +429,16 @@ main() {
 	build_initramfs
 	log "prepared in $(($(date +%s) - t0))s"
 	summary=()
-	local failed=0 m
 	for m in "${modes[@]}"; do
 		run_vm "$m" || failed=1
 	done
-	log "summary (total $(($(date +%s) - t0))s):"
-	printf '  %s\n' "${summary[@]}" >&2
-	exit $failed
+	{
+		echo
+		echo "berth VM tests (kernel $kver; top-level tests; run = passed + failed):"
+		printf '  %s\n' "${summary[@]}"
+		echo "  total $(($(date +%s) - t0))s: $([ $failed = 0 ] && echo PASS || echo FAIL)"
+	} >&2
+	return $failed
 }
 
 main

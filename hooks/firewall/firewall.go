@@ -110,6 +110,11 @@ var (
 	ifnameRE = regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,15}$`)
 )
 
+// ValidateNetwork checks n as every backend does before building a rule
+// from it, so that a network can be refused when it is defined rather
+// than when its first container starts.
+func ValidateNetwork(n Network) error { return validateNetwork(n) }
+
 // validateNetwork checks a Network before any rule is built from it.
 func validateNetwork(n Network) error {
 	if !networkNameRE.MatchString(n.Name) {
@@ -189,11 +194,13 @@ func scopeOf(m portspec.Mapping) hostScope {
 
 // containerTag is the container ID reduced to characters that are safe in an
 // iptables comment or an nft element comment, and short enough for both.
+// Container ids are made of these characters (runc's set, '+' included),
+// so the tag names the container exactly unless its id is longer.
 func containerTag(id string) string {
 	b := make([]byte, 0, len(id))
 	for i := 0; i < len(id) && len(b) < 64; i++ {
 		c := id[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.' || c == '+' {
 			b = append(b, c)
 		}
 	}

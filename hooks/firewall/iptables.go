@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 
 	"github.com/coreos/go-iptables/iptables"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // berth's iptables chains. Everything berth adds lives in these chains except
@@ -193,9 +196,14 @@ func (b *iptablesBackend) SetupNetwork(n Network) error {
 	if err := b.ensureSkeleton(); err != nil {
 		return fmt.Errorf("firewall: iptables: setting up network %q: %w", n.Name, err)
 	}
-	for _, r := range networkRules(n) {
+	for i, r := range networkRules(n) {
 		if err := b.ipt.AppendUnique(r.table, r.chain, r.spec...); err != nil {
 			return fmt.Errorf("firewall: iptables: setting up network %q: %w", n.Name, err)
+		}
+		// Each rule is a separate iptables run, so a crash can leave any
+		// prefix of the network's rules: the crash tests stop after each.
+		if crashpoint.Enabled {
+			crashpoint.Hit("fw.iptables.network-rule." + strconv.Itoa(i))
 		}
 	}
 	return nil
@@ -209,6 +217,8 @@ func (b *iptablesBackend) ensureSkeleton() error {
 			return err
 		}
 	}
+	// Chains without the jumps into them: dead, but berth's to remove.
+	crashpoint.Hit("fw.iptables.chains")
 	if err := b.ensureFirst(isolationJump); err != nil {
 		return err
 	}

@@ -42,6 +42,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // Pool hands out addresses of one network's subnet to containers.
@@ -275,6 +276,9 @@ func (p *Pool) lease(owner string, addr netip.Addr) error {
 	if err := statefile.Replace(p.tmpDir(), p.indexFile(owner), addr.String()+"\n"); err != nil {
 		return fmt.Errorf("ipam: lease %s to %s: write owner index: %w", addr, owner, err)
 	}
+	// A crash here leaves an index entry without its lease: the stale
+	// entry the package doc describes.
+	crashpoint.Hit("net.setup.lease-index")
 	if err := statefile.CreateExclusive(p.tmpDir(), p.leaseFile(addr), owner); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Only a writer ignoring the lock could have got here first.

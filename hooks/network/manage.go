@@ -60,6 +60,12 @@ func (l Layout) RemoveNetwork(name string) error {
 }
 
 func (l Layout) removeNetworkLocked(name string) error {
+	// The name builds the paths of the definition and of the leases removed
+	// below: one such as ../../x must never get that far. (checkName, not
+	// checkNetworkName: networks defined before that rule can still go.)
+	if err := checkName("network name", name, maxNetworkName); err != nil {
+		return err
+	}
 	n, err := l.readNetwork(name)
 	if errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("network %q does not exist", name)

@@ -85,7 +85,7 @@ func (l Layout) CreateNetwork(o CreateOptions) (*Network, error) {
 }
 
 func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
-	if err := checkName("network name", o.Name, 64); err != nil {
+	if err := checkNetworkName(o.Name); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(l.networkFile(o.Name)); err == nil {
@@ -95,7 +95,29 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
-	n := &Network{Name: o.Name, MTU: o.MTU, Internal: o.Internal, Firewall: o.Firewall, Created: time.Now().UTC()}
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	n, err := newNetwork(o, existing, routes)
+	if err != nil {
+		return nil, err
+	}
+	n.Created = time.Now().UTC()
+	if err := l.saveNetwork(n); err != nil {
+		return nil, err
+	}
+	return n, nil
+}
+
+// newNetwork checks o against the networks that exist and the host's
+// routes, and fills in what o leaves to be chosen. It reads neither disk
+// nor kernel, so that every option can be fuzzed (FuzzNewNetwork).
+func newNetwork(o CreateOptions, existing []Network, routes []netip.Prefix) (*Network, error) {
+	if err := checkNetworkName(o.Name); err != nil {
+		return nil, err
+	}
+	n := &Network{Name: o.Name, MTU: o.MTU, Internal: o.Internal, Firewall: o.Firewall}
 	if n.Firewall == "" {
 		n.Firewall = DefaultFirewall
 	}
@@ -116,10 +138,6 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 		if e.Bridge == n.Bridge {
 			return nil, fmt.Errorf("--bridge %s: already used by network %q", n.Bridge, e.Name)
 		}
-	}
-	routes, err := hostRoutes()
-	if err != nil {
-		return nil, err
 	}
 	if o.Subnet != "" {
 		p, err := netip.ParsePrefix(o.Subnet)
@@ -159,7 +177,9 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	} else {
 		n.Gateway = n.Subnet.Addr().Next()
 	}
-	if err := l.saveNetwork(n); err != nil {
+	// Whatever the backends would refuse at the first container is refused
+	// now, while the user is looking.
+	if err := firewall.ValidateNetwork(n.firewallNetwork()); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -231,7 +251,7 @@ func (l Layout) saveNetwork(n *Network) error {
 // LoadNetwork reads a network's definition; the default network is
 // defined on first use.
 func (l Layout) LoadNetwork(name string) (*Network, error) {
-	if err := checkName("network name", name, 64); err != nil {
+	if err := checkName("network name", name, maxNetworkName); err != nil {
 		return nil, err
 	}
 	n, err := l.readNetwork(name)
@@ -273,8 +293,9 @@ func (l Layout) listNetworks() ([]Network, error) {
 	}
 	var out []Network
 	for _, e := range entries {
+		// Only NAME.json defines a network; temporary files (new-*) do not.
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(name, ".") {
+		if !ok || checkName("network name", name, maxNetworkName) != nil {
 			continue
 		}
 		n, err := l.readNetwork(name)

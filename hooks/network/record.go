@@ -52,7 +52,7 @@ func (l Layout) saveRecord(r *Record) error {
 
 // LoadRecord reads a container's record; os.ErrNotExist if it has none.
 func (l Layout) LoadRecord(id string) (*Record, error) {
-	if err := checkName("container id", id, 1024); err != nil {
+	if err := checkContainerID(id); err != nil {
 		return nil, err
 	}
 	var r Record
@@ -73,8 +73,12 @@ func (l Layout) Records() ([]Record, error) {
 	}
 	var out []Record
 	for _, e := range entries {
+		// Only ID.json names a record: the atomic writes' temporary files
+		// (new-*) have no suffix. A container id may begin with '.' (runc
+		// allows it), so such a record must not be taken for a hidden file:
+		// gc and network rm would not see the container.
 		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || strings.HasPrefix(id, ".") {
+		if !ok || checkContainerID(id) != nil {
 			continue
 		}
 		r, err := l.LoadRecord(id)

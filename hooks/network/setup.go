@@ -35,14 +35,14 @@ func ParseMode(s string) (Mode, error) {
 	case kind == "bridge" && !hasArg:
 		return Mode{Kind: "bridge", Name: DefaultNetwork}, nil
 	case kind == "bridge":
-		if err := checkName("network name", arg, 64); err != nil {
+		if err := checkNetworkName(arg); err != nil {
 			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
 		}
 		return Mode{Kind: "bridge", Name: arg}, nil
 	case (kind == "host" || kind == "none") && !hasArg:
 		return Mode{Kind: kind}, nil
 	case kind == "container" && hasArg:
-		if err := checkName("container id", arg, 1024); err != nil {
+		if err := checkContainerID(arg); err != nil {
 			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
 		}
 		return Mode{Kind: "container", Name: arg}, nil
@@ -60,7 +60,7 @@ type SetupOptions struct {
 // Setup gives the container described by st its network. On failure it
 // undoes what it made before returning, so nothing is left half-made.
 func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
-	if err := checkName("container id", st.ID, 1024); err != nil {
+	if err := checkContainerID(st.ID); err != nil {
 		return err
 	}
 	maps, err := portspec.ParseAll(o.Publish)

@@ -36,6 +36,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/portspec"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // wildcardName names the file of a reservation on every host address.
@@ -124,6 +125,9 @@ func (r *Registry) Reserve(owner string, ms []portspec.Mapping) error {
 		if err := r.writeIndex(owner, ms); err != nil {
 			return err
 		}
+		// A crash here leaves an index naming ports none of whose files
+		// were written: Release must still find and drop it.
+		crashpoint.Hit("net.setup.ports-index")
 	}
 	var done []portspec.Mapping
 	for _, m := range todo {

@@ -216,6 +216,20 @@ func TestParseValidationErrors(t *testing.T) {
 			[]string{`config.json: process.rlimits[0].type: unknown rlimit "nofile"`},
 		},
 		{
+			"unknown capability",
+			func(s *specs.Spec) {
+				s.Process.Capabilities = &specs.LinuxCapabilities{Bounding: []string{"CAP_KILL", "CAP_TEST"}}
+			},
+			[]string{`config.json: process.capabilities.bounding[1]: unknown capability "CAP_TEST"`},
+		},
+		{
+			"capability without prefix",
+			func(s *specs.Spec) {
+				s.Process.Capabilities = &specs.LinuxCapabilities{Ambient: []string{"NET_ADMIN"}}
+			},
+			[]string{`config.json: process.capabilities.ambient[0]: unknown capability "NET_ADMIN"`},
+		},
+		{
 			"hostname without uts namespace",
 			func(s *specs.Spec) { s.Linux.Namespaces = s.Linux.Namespaces[:2] },
 			[]string{"config.json: hostname: set, but the container shares the host's UTS namespace"},

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/opencontainers/runc/libcontainer/capabilities"
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 )
 
@@ -119,6 +120,39 @@ func ValidateProcess(p *specs.Process, field string) error {
 		if !slices.Contains(rlimitTypes, rl.Type) {
 			return fmt.Errorf("%s[%d].type: unknown rlimit %q (known: %s)",
 				join(field, "rlimits"), i, rl.Type, strings.Join(rlimitTypes, ", "))
+		}
+	}
+	return validateCapabilities(p.Capabilities, join(field, "capabilities"))
+}
+
+// validateCapabilities rejects capability names that no kernel knows, such
+// as "CAP_TEST" or "NET_ADMIN" without its prefix: the runtime spec says a
+// value that cannot be mapped to a kernel interface MUST be an error, and
+// libcontainer would only log a warning and drop it. A name the kernel
+// does know but this host's kernel lacks (one newer than the running
+// kernel) is still left to libcontainer, which ignores it with a warning,
+// so a configuration keeps working on older kernels.
+func validateCapabilities(c *specs.LinuxCapabilities, field string) error {
+	if c == nil {
+		return nil
+	}
+	known := capabilities.KnownCapabilities()
+	sets := []struct {
+		name  string
+		names []string
+	}{
+		{"bounding", c.Bounding},
+		{"effective", c.Effective},
+		{"inheritable", c.Inheritable},
+		{"permitted", c.Permitted},
+		{"ambient", c.Ambient},
+	}
+	for _, set := range sets {
+		for i, name := range set.names {
+			if !slices.Contains(known, name) {
+				return fmt.Errorf("%s[%d]: unknown capability %q (names look like \"CAP_NET_ADMIN\")",
+					join(field, set.name), i, name)
+			}
 		}
 	}
 	return nil

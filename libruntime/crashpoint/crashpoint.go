@@ -6,7 +6,37 @@
 // `crashpoints` tag, Hit(name) sends SIGKILL to the calling process when
 // the environment variable BERTH_CRASH_AT equals name: a real, unclean
 // death at exactly that step, as a power cut or the OOM killer would cause.
+// With BERTH_CRASH_PARENT=1 as well, the parent is killed first: for
+// berth-net run as a hook, that is berth, so nobody is left to undo the
+// hook's half-done work (what a power cut does), and only gc can.
+//
+// The points, in the order a container meets them (integration/crash_test.go
+// kills at each):
+//
+//	create.statedir                 berth: libcontainer made the state dir
+//	net.setup.record                berth-net: the record is written, nothing made
+//	fw.iptables.chains              iptables: berth's chains exist, no jumps yet
+//	fw.iptables.network-rule.N      iptables: the network's rules 0..N are in
+//	net.setup.network-rules         the network's rules are in, no bridge yet
+//	net.setup.bridge                the bridge is up
+//	net.setup.lease-index           ipam: the owner index is written, no lease
+//	net.setup.lease                 the address is leased
+//	net.setup.ports-index           ports: the owner index is written, no port file
+//	net.setup.ports                 the host ports are reserved
+//	net.setup.veth                  the veth pair exists in the host
+//	net.setup.move                  its peer is in the container's namespace
+//	net.setup.address               eth0 has its address
+//	net.setup.route                 the default route is in
+//	net.setup.publish               the DNAT rules are in
+//	delete.killed                   berth delete -f: the init is dead
+//	delete.destroyed                cgroups and state are gone, no poststop yet
+//	net.teardown.unpublish          berth-net teardown: DNAT rules removed
+//	net.teardown.veth               the veth pair is deleted
+//	net.teardown.ports              the host ports are released
 package crashpoint
 
 // EnvVar names the step to die at, in builds with the crashpoints tag.
 const EnvVar = "BERTH_CRASH_AT"
+
+// ParentEnvVar, set to 1, makes Hit kill the parent process too.
+const ParentEnvVar = "BERTH_CRASH_PARENT"

@@ -6,8 +6,11 @@
 //     the user's program runs; the spec wants them after `start` has run it
 //     (lifecycle step 9). berth keeps them out of libcontainer's config,
 //     stores them in the state directory and runs them from `start`/`run`.
-//   - poststop hooks: berth runs them after destroy, and a failure is a
-//     warning, not a failed `delete` (step 13).
+//   - poststop hooks: berth runs them after destroy, all of them, and a
+//     failure is a warning, not a failed `delete` (step 13).
+//   - prestart hooks: libcontainer hands them the state with status
+//     "creating"; berth runs each through a shim that makes it "created"
+//     (see WrapPrestart).
 //   - a failing startContainer hook kills the container's init after `start`
 //     has already been told all is well; berth watches for that and reports
 //     it as the error the spec requires (step 7).
@@ -93,16 +96,28 @@ func LoadDeferred(stateDir string) (Deferred, error) {
 	return d, nil
 }
 
-func runHooks(name configs.HookName, hooks []configs.CommandHook, s *specs.State) error {
-	list := make(configs.HookList, len(hooks))
+// runEach runs every hook of a list in order, with s on its stdin, and
+// returns the failures. Unlike libcontainer's Hooks.Run it does not stop at
+// the first failure: for poststop hooks the spec says "the remaining hooks
+// and lifecycle continue as if the hook had succeeded", and a poststart
+// hook that fails should not keep the ones after it (which may, say,
+// register the container somewhere) from running either.
+func runEach(name configs.HookName, hooks []configs.CommandHook, s *specs.State) []error {
+	var errs []error
 	for i, h := range hooks {
-		list[i] = h
+		if err := h.Run(s); err != nil {
+			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", name, i, h.Path, err))
+		}
 	}
-	return configs.Hooks{name: list}.Run(name, s)
+	return errs
 }
 
-// RunPoststart runs the poststart hooks with the container's state, now
-// "running", on their stdin.
+// RunPoststart runs all the poststart hooks with the container's state,
+// now "running", on their stdin. If any failed it returns their errors:
+// runtime-spec 1.3 (lifecycle step 9) says the runtime "MUST generate an
+// error, stop the container, and continue the lifecycle at step 12", which
+// the caller does. (Spec 1.0 made it a warning; the OCI runtime-tools
+// v0.9.0 poststart_fail test still checks that.)
 func RunPoststart(c *libcontainer.Container, d Deferred) error {
 	if len(d.Poststart) == 0 {
 		return nil
@@ -111,7 +126,7 @@ func RunPoststart(c *libcontainer.Container, d Deferred) error {
 	if err != nil {
 		return fmt.Errorf("poststart hooks: %w", err)
 	}
-	return runHooks(configs.Poststart, d.Poststart, s)
+	return errors.Join(runEach(configs.Poststart, d.Poststart, s)...)
 }
 
 // Destroy removes a stopped container (cgroups, state) and then runs its
@@ -131,7 +146,7 @@ func Destroy(c *libcontainer.Container, d Deferred) error {
 	}
 	s.Status = specs.StateStopped
 	s.Pid = 0
-	if err := runHooks(configs.Poststop, d.Poststop, s); err != nil {
+	for _, err := range runEach(configs.Poststop, d.Poststop, s) {
 		logrus.Warnf("container %s: %v", c.ID(), err)
 	}
 	return nil

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# make bench: installs what berth is compared against (Debian's runc and
+# crun), then runs the lifecycle and network benchmarks, printing tables and
+# writing JSON into the directory given (default bench/out).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-bench/out}
+mkdir -p "$out"
+need=()
+for p in runc crun; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+tmp=$(mktemp -d /tmp/berth-bench.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+go build -o "$tmp/lifebench" ./bench/lifebench
+
+echo "== lifecycle"
+"$tmp/lifebench" -berth bin/berth -bundle bundles/out/busybox -runs "${BENCH_RUNS:-30}" -json "$out/lifecycle.json"
+echo
+echo "== network hook: bridge + 2 published ports (tcp, udp), in a test host namespace"
+for fw in nftables iptables; do
+	bash bench/net.sh -firewall "$fw" -at "${BENCH_NET_AT:-1,100,500}" -runs "${BENCH_RUNS:-30}" -json "$out/net-$fw.json"
+done
