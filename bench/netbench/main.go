@@ -1,18 +1,19 @@
-// Command netbench times berth-net's setup and teardown hooks for a bridge
-// container with two published ports, with K containers already attached,
-// for each K asked for: the figure that tells whether per-container
-// firewall work grows with the number of containers.
+// Command netbench times a network hook's setup and teardown for a bridge
+// container with two published ports (tcp and udp), with K containers
+// already attached, for each K asked for: the figure that tells whether
+// per-container work grows with the number of containers. The hook is
+// berth-net (either firewall backend) or, for comparison, Debian's CNI
+// plugins (bridge + host-local + portmap) called directly as a CNI runtime
+// would.
 //
 // It must run as root inside a network namespace made for it (bench/net.sh
-// makes one): it creates a network, bridges, veths and firewall rules there.
+// makes one): it creates bridges, veths and firewall rules there.
 // Containers are stand-ins: a sleep(1) in a network namespace of its own,
-// with a bundle holding just what the hook reads (config.json and
-// rootfs/etc), and the hook is exec'd with the OCI state on stdin exactly as
-// a runtime would.
+// with a bundle holding just what berth-net reads (config.json and
+// rootfs/etc).
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -29,9 +30,17 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 )
 
+// A hook connects stand-in containers and disconnects them again; each
+// call reports its wall time and the peak RSS of what it ran.
+type hook interface {
+	name() string
+	setup(s *standIn, hostPort int) (time.Duration, int64, error)
+	teardown(s *standIn) (time.Duration, error)
+	close()
+}
+
 type result struct {
 	Tool       string  `json:"tool"`
-	Firewall   string  `json:"firewall,omitempty"`
 	Attached   int     `json:"attached"` // containers already attached when the probe set up
 	Runs       int     `json:"runs"`
 	SetupMs    float64 `json:"setup_ms"`    // median
@@ -41,7 +50,9 @@ type result struct {
 
 func main() {
 	berthNet := flag.String("berth-net", "bin/berth-net", "path of berth-net")
-	fw := flag.String("firewall", "nftables", "firewall backend of the network")
+	fw := flag.String("firewall", "nftables", "firewall backend of the network (berth-net)")
+	tool := flag.String("tool", "berth-net", "berth-net, or cni: Debian's CNI plugins bridge + host-local + portmap")
+	cniPath := flag.String("cni-path", "/usr/lib/cni", "where the CNI plugins are")
 	levels := flag.String("at", "1,100,500", "comma-separated container counts at which to measure (the probe is container #N)")
 	runs := flag.Int("runs", 30, "setup+teardown cycles of the probe at each level")
 	jsonOut := flag.String("json", "", "also write the results as JSON here")
@@ -57,24 +68,41 @@ func main() {
 	}
 	slices.Sort(at)
 
-	b, err := newBench(*berthNet, *fw)
+	dir, err := os.MkdirTemp("", "berth-netbench-")
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer b.close()
+	defer os.RemoveAll(dir)
+	var h hook
+	switch *tool {
+	case "berth-net":
+		h, err = newBerthNet(*berthNet, *fw, dir)
+	case "cni":
+		h, err = newCNI(*cniPath, dir)
+	default:
+		err = fmt.Errorf("-tool %q: want berth-net or cni", *tool)
+	}
+	if err != nil {
+		log.Fatal(err)
+	}
+	b := &bench{hook: h, dir: dir}
 	var results []result
 	for _, n := range at {
-		if err := b.fillTo(n - 1); err != nil {
-			log.Fatal(err)
+		if err = b.fillTo(n - 1); err != nil {
+			break
 		}
-		r, err := b.probe(*runs)
-		if err != nil {
-			log.Fatal(err)
+		var r result
+		if r, err = b.probe(*runs); err != nil {
+			break
 		}
 		r.Attached = n - 1
 		results = append(results, r)
-		fmt.Printf("%-9s %-9s container #%-4d setup %7.2f ms  teardown %7.2f ms  (median of %d)  peak RSS %d KiB\n",
-			r.Tool, r.Firewall, n, r.SetupMs, r.TeardownMs, r.Runs, r.PeakRSSKiB)
+		fmt.Printf("%-20s container #%-4d setup %7.2f ms  teardown %7.2f ms  (median of %d)  peak RSS %d KiB\n",
+			r.Tool, n, r.SetupMs, r.TeardownMs, r.Runs, r.PeakRSSKiB)
+	}
+	b.close()
+	if err != nil {
+		log.Fatal(err)
 	}
 	if *jsonOut != "" {
 		data, _ := json.MarshalIndent(results, "", "  ")
@@ -86,45 +114,16 @@ func main() {
 
 // bench holds the stand-in containers kept attached between levels.
 type bench struct {
-	berthNet, firewall, network, dir string
-	env                              []string
-	resident                         []*standIn
+	hook     hook
+	dir      string
+	resident []*standIn
 }
 
-// standIn is a container as the hook sees it: a process in its own network
-// namespace and a bundle.
+// standIn is a container as a network hook sees it: a process in its own
+// network namespace and a bundle.
 type standIn struct {
 	id, bundle string
 	cmd        *exec.Cmd
-}
-
-func newBench(berthNet, fw string) (*bench, error) {
-	abs, err := filepath.Abs(berthNet)
-	if err != nil {
-		return nil, err
-	}
-	dir, err := os.MkdirTemp("", "berth-netbench-")
-	if err != nil {
-		return nil, err
-	}
-	b := &bench{berthNet: abs, firewall: fw, network: "nb" + strconv.Itoa(os.Getpid()%100000), dir: dir}
-	b.env = append(os.Environ(), "BERTH_NET_ROOT="+filepath.Join(dir, "net"))
-	// A /16 leaves room for 500 containers and is private to this namespace.
-	out, err := b.berthNetCmd(nil, "network", "create", "--subnet", "10.250.0.0/16", "--firewall", fw, b.network).CombinedOutput()
-	if err != nil {
-		os.RemoveAll(dir)
-		return nil, fmt.Errorf("network create: %v: %s", err, out)
-	}
-	return b, nil
-}
-
-func (b *bench) berthNetCmd(stdin []byte, args ...string) *exec.Cmd {
-	c := exec.Command(b.berthNet, args...)
-	c.Env = b.env
-	if stdin != nil {
-		c.Stdin = bytes.NewReader(stdin)
-	}
-	return c
 }
 
 func (b *bench) newStandIn(name string) (*standIn, error) {
@@ -146,40 +145,15 @@ func (b *bench) newStandIn(name string) (*standIn, error) {
 	return s, nil
 }
 
-func (s *standIn) state() []byte {
-	data, _ := json.Marshal(specs.State{Version: specs.Version, ID: s.id, Status: specs.StateCreating, Pid: s.cmd.Process.Pid, Bundle: s.bundle})
-	return data
+func (s *standIn) stop() {
+	s.cmd.Process.Kill()
+	s.cmd.Wait()
 }
 
-// ports gives container #i two host ports of its own: tcp and udp.
-func ports(i int) []string {
-	return []string{"--publish", fmt.Sprintf("%d:80", 20000+i), "--publish", fmt.Sprintf("%d:53/udp", 20000+i)}
-}
+func (s *standIn) netnsPath() string { return "/proc/" + strconv.Itoa(s.cmd.Process.Pid) + "/ns/net" }
 
-func (b *bench) setup(s *standIn, i int) (time.Duration, int64, error) {
-	args := append([]string{"setup", "--network", "bridge:" + b.network}, ports(i)...)
-	c := b.berthNetCmd(s.state(), args...)
-	start := time.Now()
-	out, err := c.CombinedOutput()
-	d := time.Since(start)
-	if err != nil {
-		return 0, 0, fmt.Errorf("setup %s: %v: %s", s.id, err, out)
-	}
-	return d, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, nil
-}
-
-func (b *bench) teardown(s *standIn) (time.Duration, error) {
-	c := b.berthNetCmd(s.state(), "teardown")
-	start := time.Now()
-	out, err := c.CombinedOutput()
-	d := time.Since(start)
-	if err != nil {
-		return 0, fmt.Errorf("teardown %s: %v: %s", s.id, err, out)
-	}
-	return d, nil
-}
-
-// fillTo attaches resident containers until n are attached.
+// fillTo attaches resident containers until n are attached. Container #i
+// publishes host port 20000+i (tcp and udp).
 func (b *bench) fillTo(n int) error {
 	for len(b.resident) < n {
 		i := len(b.resident) + 1
@@ -188,29 +162,29 @@ func (b *bench) fillTo(n int) error {
 			return err
 		}
 		b.resident = append(b.resident, s)
-		if _, _, err := b.setup(s, i); err != nil {
+		if _, _, err := b.hook.setup(s, 20000+i); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// probe sets up and tears down one more container runs times.
+// probe sets up and tears down one more container, runs times.
 func (b *bench) probe(runs int) (result, error) {
-	r := result{Tool: "berth-net", Firewall: b.firewall, Runs: runs}
+	r := result{Tool: b.hook.name(), Runs: runs}
 	s, err := b.newStandIn("probe")
 	if err != nil {
 		return r, err
 	}
-	defer func() { s.cmd.Process.Kill(); s.cmd.Wait() }()
+	defer s.stop()
 	var setups, teardowns []time.Duration
 	for range runs {
-		d, rss, err := b.setup(s, 9999)
+		d, rss, err := b.hook.setup(s, 19999)
 		if err != nil {
 			return r, err
 		}
 		r.PeakRSSKiB = max(r.PeakRSSKiB, rss)
-		t, err := b.teardown(s)
+		t, err := b.hook.teardown(s)
 		if err != nil {
 			return r, err
 		}
@@ -220,22 +194,31 @@ func (b *bench) probe(runs int) (result, error) {
 	return r, nil
 }
 
+func (b *bench) close() {
+	for _, s := range b.resident {
+		if _, err := b.hook.teardown(s); err != nil {
+			log.Print(err)
+		}
+		s.stop()
+	}
+	b.hook.close()
+}
+
 func medianMs(ds []time.Duration) float64 {
 	slices.Sort(ds)
 	return float64(ds[len(ds)/2].Microseconds()) / 1000
 }
 
-// close tears down every resident, then the network, then the files.
-func (b *bench) close() {
-	for _, s := range b.resident {
-		if _, err := b.teardown(s); err != nil {
-			log.Print(err)
+// timed runs c and returns its wall time and peak RSS (KiB).
+func timed(c *exec.Cmd) (time.Duration, int64, []byte, error) {
+	start := time.Now()
+	out, err := c.Output()
+	d := time.Since(start)
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok {
+			return d, 0, out, fmt.Errorf("%s: %v: %s%s", filepath.Base(c.Path), err, out, ee.Stderr)
 		}
-		s.cmd.Process.Kill()
-		s.cmd.Wait()
+		return d, 0, out, err
 	}
-	if out, err := b.berthNetCmd(nil, "network", "rm", b.network).CombinedOutput(); err != nil {
-		log.Printf("network rm: %v: %s", err, out)
-	}
-	os.RemoveAll(b.dir)
+	return d, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, out, nil
 }

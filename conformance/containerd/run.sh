@@ -171,6 +171,7 @@ cleanup() {
 	set +e
 	hr
 	say "== teardown"
+	local t0=$SECONDS
 	# Interrupted in a step: stop that step's subshell and what it runs.
 	if [ -n "${STEP_PID:-}" ]; then
 		pkill -TERM -P "$STEP_PID" 2>/dev/null
@@ -187,7 +188,7 @@ cleanup() {
 			timeout 10 "${CTR[@]}" container delete "$id" >/dev/null 2>&1
 		done
 		timeout 10 "${CTR[@]}" image rm "$IMAGE" >/dev/null 2>&1
-		say "leftover check with containerd still up:"
+		say "leftover check with containerd still up ($((SECONDS - t0)) s into teardown):"
 		leftovers && say "  none" || LEFT=1
 		kill "$CTD_PID" 2>/dev/null
 		for _ in $(seq 50); do kill -0 "$CTD_PID" 2>/dev/null || break; sleep 0.1; done
@@ -196,7 +197,7 @@ cleanup() {
 		if kill -0 "$CTD_PID" 2>/dev/null; then
 			say "  LEFTOVER containerd $CTD_PID still running"; LEFT=1
 		else
-			say "containerd $CTD_PID stopped"
+			say "containerd $CTD_PID stopped ($((SECONDS - t0)) s into teardown)"
 		fi
 	fi
 	# Last resort: processes that name this containerd (shims, ctr), their
@@ -226,7 +227,7 @@ cleanup() {
 			tail -n 10)
 		[ -z "$errs" ] || { say "containerd.log, errors (last 10):"; say "$errs" | sed 's/^/  | /'; }
 	fi
-	say "final leftover check:"
+	say "final leftover check ($((SECONDS - t0)) s into teardown):"
 	if leftovers; then say "  none"; else LEFT=1; fi
 	if ls -d /sys/fs/cgroup/*/"$NS" /sys/fs/cgroup/"$NS" >/dev/null 2>&1; then
 		say "  LEFTOVER cgroup /$NS could not be removed"; LEFT=1
@@ -253,6 +254,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+say "setup took $(($(date +%s) - START)) s"
 hr
 say "== start containerd ($T, namespace $NS)"
 containerd --config "$T/config.toml" >"$T/containerd.log" 2>&1 &
@@ -282,7 +284,7 @@ SKIPPED=77 # a step that exits with this did not apply (reported as SKIP)
 # step NAME FUNC: run FUNC in a subshell with errexit on (a background job, so
 # that errexit is not switched off as it is in an `if` condition).
 step() {
-	local name=$1 fn=$2 rc=0
+	local name=$1 fn=$2 rc=0 t0=$SECONDS
 	hr
 	say "== $name"
 	"$fn" &
@@ -290,15 +292,15 @@ step() {
 	wait "$STEP_PID" || rc=$?
 	STEP_PID=
 	if [ $rc = 0 ]; then
-		say "-> PASS: $name"
+		say "-> PASS: $name ($((SECONDS - t0)) s)"
 		PASS=$((PASS + 1))
 		RESULTS+=("PASS  $name")
 	elif [ $rc = $SKIPPED ]; then
-		say "-> SKIP: $name"
+		say "-> SKIP: $name ($((SECONDS - t0)) s)"
 		SKIP=$((SKIP + 1))
 		RESULTS+=("SKIP  $name")
 	else
-		say "-> FAIL: $name (exit $rc)"
+		say "-> FAIL: $name (exit $rc, $((SECONDS - t0)) s)"
 		FAIL=$((FAIL + 1))
 		RESULTS+=("FAIL  $name")
 	fi
