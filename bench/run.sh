@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 out=${1:-bench/out}
 mkdir -p "$out"
 need=()
-for p in runc crun; do
+for p in runc crun containernetworking-plugins iperf3; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -21,7 +21,9 @@ go build -o "$tmp/lifebench" ./bench/lifebench
 echo "== lifecycle"
 "$tmp/lifebench" -berth bin/berth -bundle bundles/out/busybox -runs "${BENCH_RUNS:-30}" -json "$out/lifecycle.json"
 echo
-echo "== network hook: bridge + 2 published ports (tcp, udp), in a test host namespace"
+echo "== network hook: bridge + 2 published ports (tcp, udp), in a test host namespace; then iperf3"
+at=${BENCH_NET_AT:-1,100,500}
 for fw in nftables iptables; do
-	bash bench/net.sh -firewall "$fw" -at "${BENCH_NET_AT:-1,100,500}" -runs "${BENCH_RUNS:-30}" -json "$out/net-$fw.json"
+	bash bench/net.sh -firewall "$fw" -at "$at" -runs "${BENCH_RUNS:-30}" -throughput 3 -json "$out/net-$fw.json"
 done
+bash bench/net.sh -tool cni -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-cni.json"

@@ -49,13 +49,14 @@ type result struct {
 }
 
 func main() {
-	berthNet := flag.String("berth-net", "bin/berth-net", "path of berth-net")
+	berthNetPath := flag.String("berth-net", "bin/berth-net", "path of berth-net")
 	fw := flag.String("firewall", "nftables", "firewall backend of the network (berth-net)")
 	tool := flag.String("tool", "berth-net", "berth-net, or cni: Debian's CNI plugins bridge + host-local + portmap")
 	cniPath := flag.String("cni-path", "/usr/lib/cni", "where the CNI plugins are")
 	levels := flag.String("at", "1,100,500", "comma-separated container counts at which to measure (the probe is container #N)")
 	runs := flag.Int("runs", 30, "setup+teardown cycles of the probe at each level")
 	jsonOut := flag.String("json", "", "also write the results as JSON here")
+	iperf := flag.Int("throughput", 0, "berth-net only: also measure iperf3 throughput for this many seconds per path")
 	flag.Parse()
 
 	var at []int
@@ -76,7 +77,7 @@ func main() {
 	var h hook
 	switch *tool {
 	case "berth-net":
-		h, err = newBerthNet(*berthNet, *fw, dir)
+		h, err = newBerthNet(*berthNetPath, *fw, dir)
 	case "cni":
 		h, err = newCNI(*cniPath, dir)
 	default:
@@ -100,12 +101,19 @@ func main() {
 		fmt.Printf("%-20s container #%-4d setup %7.2f ms  teardown %7.2f ms  (median of %d)  peak RSS %d KiB\n",
 			r.Tool, n, r.SetupMs, r.TeardownMs, r.Runs, r.PeakRSSKiB)
 	}
+	var tput []throughputResult
+	if bn, ok := h.(*berthNet); ok && *iperf > 0 && err == nil {
+		tput, err = b.throughput(bn, *iperf)
+		for _, t := range tput {
+			fmt.Printf("%-48s %6.2f Gbit/s  (%.0f%% of the direct path)\n", t.Path, t.Gbps, 100*t.Gbps/tput[0].Gbps)
+		}
+	}
 	b.close()
 	if err != nil {
 		log.Fatal(err)
 	}
 	if *jsonOut != "" {
-		data, _ := json.MarshalIndent(results, "", "  ")
+		data, _ := json.MarshalIndent(map[string]any{"setup": results, "throughput": tput}, "", "  ")
 		if err := os.WriteFile(*jsonOut, data, 0o644); err != nil {
 			log.Fatal(err)
 		}
