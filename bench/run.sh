@@ -27,3 +27,4 @@ for fw in nftables iptables; do
 	bash bench/net.sh -firewall "$fw" -at "$at" -runs "${BENCH_RUNS:-30}" -throughput 3 -json "$out/net-$fw.json"
 done
 bash bench/net.sh -tool cni -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-cni.json"
+bash bench/net.sh -tool floor -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-floor.json"

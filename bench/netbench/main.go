@@ -51,7 +51,7 @@ type result struct {
 func main() {
 	berthNetPath := flag.String("berth-net", "bin/berth-net", "path of berth-net")
 	fw := flag.String("firewall", "nftables", "firewall backend of the network (berth-net)")
-	tool := flag.String("tool", "berth-net", "berth-net, or cni: Debian's CNI plugins bridge + host-local + portmap")
+	tool := flag.String("tool", "berth-net", "berth-net; cni: Debian's CNI plugins bridge + host-local + portmap; floor: bare netlink veth + bridge in-process")
 	cniPath := flag.String("cni-path", "/usr/lib/cni", "where the CNI plugins are")
 	levels := flag.String("at", "1,100,500", "comma-separated container counts at which to measure (the probe is container #N)")
 	runs := flag.Int("runs", 30, "setup+teardown cycles of the probe at each level")
@@ -80,8 +80,10 @@ func main() {
 		h, err = newBerthNet(*berthNetPath, *fw, dir)
 	case "cni":
 		h, err = newCNI(*cniPath, dir)
+	case "floor":
+		h, err = newFloor()
 	default:
-		err = fmt.Errorf("-tool %q: want berth-net or cni", *tool)
+		err = fmt.Errorf("-tool %q: want berth-net, cni or floor", *tool)
 	}
 	if err != nil {
 		log.Fatal(err)
