@@ -26,11 +26,11 @@ all: build
 
 build: $(BERTH) $(BERTH_NET)
 
-$(BERTH): $(shell find cmd/berth libruntime -name '*.go' 2>/dev/null) go.mod go.sum
+$(BERTH): $(shell find cmd/berth libruntime internal third_party -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth
 
 # berth-net needs no cgo: netlink and nftables are spoken from Go.
-$(BERTH_NET): $(shell find cmd/berth-net hooks -name '*.go' 2>/dev/null) go.mod go.sum
+$(BERTH_NET): $(shell find cmd/berth-net hooks libruntime/crashpoint internal -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)" -o $@ ./cmd/berth-net
 
 bundles: build

@@ -16,7 +16,7 @@
 # Environment: RUNC (default /usr/sbin/runc), BERTH_CONFORMANCE_WORK (build
 # and scratch dir, default /var/tmp/berth-conformance), BERTH_CONFORMANCE_TIMEOUT
 # (seconds per .t file, default 60), BERTH_CONFORMANCE_BUDGET (seconds per
-# runtime, default 270; files not started by then count as failed),
+# runtime, default 420; files not started by then count as failed),
 # RT_VERSION (another runtime-tools version, informational).
 #
 # The suite runs as root, in a private mount namespace (unshare -m
@@ -43,7 +43,7 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
 WORK=${BERTH_CONFORMANCE_WORK:-/var/tmp/berth-conformance}
 TEST_TIMEOUT=${BERTH_CONFORMANCE_TIMEOUT:-60} # per .t file (runc's slowest takes ~14s)
-BUDGET=${BERTH_CONFORMANCE_BUDGET:-270}       # per runtime: test files not started by then are not run
+BUDGET=${BERTH_CONFORMANCE_BUDGET:-420}       # per runtime (~70-240 s each here): files not started by then are not run
 RUNC=${RUNC:-/usr/sbin/runc}
 UUID_RE='[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}'
 

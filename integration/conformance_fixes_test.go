@@ -150,7 +150,7 @@ func TestPrestartHookSeesCreated(t *testing.T) {
 			Args: []string{"bt-hook", "-c",
 				`cat > "$1"; printf '%s %s %s\n' "$(head -c 7 /proc/$$/cmdline)" "$0" "$BT_HOOK_VAR" > "$2"`,
 				"bt-arg0", stateFile, argsFile},
-			Env:  []string{"BT_HOOK_VAR=bt-value", "PATH=/usr/bin:/bin"},
+			Env: []string{"BT_HOOK_VAR=bt-value", "PATH=/usr/bin:/bin"},
 		})
 	})
 	id := e.newID()

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
@@ -211,9 +212,17 @@ func TestList(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
 
+	// berth-net keeps its state in the runtime's root by default
+	// (/run/berth/net), beside lock files: neither is a container.
+	if err := os.MkdirAll(filepath.Join(e.root, "net", "records"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(e.root, "firewall.lock"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	r := e.mustBerth("list", "-f", "json")
-	if strings.TrimSpace(r.stdout) != "null" {
-		t.Errorf("list -f json without containers: expected exactly null, got %q", r.stdout)
+	if strings.TrimSpace(r.stdout) != "null" || r.stderr != "" {
+		t.Errorf("list -f json without containers (root holding net/ and a lock file): expected exactly null and no warning, got %q, stderr %q", r.stdout, r.stderr)
 	}
 	r = e.mustBerth("list", "-q")
 	if strings.TrimSpace(r.stdout) != "" {

@@ -78,6 +78,11 @@ func List(root string, warn func(id string, err error)) ([]Container, error) {
 		if err != nil {
 			continue // removed while we were listing
 		}
+		// Only directories with a state file are containers: the root
+		// also holds berth-net's state (/run/berth/net) and lock files.
+		if _, err := os.Stat(filepath.Join(root, e.Name(), "state.json")); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
 		c, err := libcontainer.Load(root, e.Name())
 		if err != nil {
 			warn(e.Name(), err)
