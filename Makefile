@@ -21,7 +21,7 @@ BERTH   := $(BIN)/berth
 BERTH_NET := $(BIN)/berth-net
 BUNDLES := $(CURDIR)/bundles/out
 
-.PHONY: all build bundles demo test unit integration vet bench clean
+.PHONY: all build bundles demo test unit integration fuzz conformance vet bench clean
 all: build
 
 build: $(BERTH) $(BERTH_NET)
@@ -51,7 +51,30 @@ integration: bundles
 	BERTH_BINARY=$(BERTH) BERTH_BUNDLE=$(BUNDLES)/busybox \
 	  $(GO) test -tags "$(BUILDTAGS)" -count=1 -timeout 30m -v ./integration/...
 
-test: vet unit integration
+# Each fuzz target runs FUZZTIME inputs on top of its checked-in seed corpus
+# (testdata/fuzz, which `make unit` already replays as regression tests). A
+# count rather than a duration: under load a time-bounded run can fail with
+# "context deadline exceeded" while its workers shut down.
+FUZZTIME ?= 40000x
+FUZZ_TARGETS := ./libruntime/bundle:FuzzParse ./libruntime/state:FuzzValidateID \
+	./hooks/portspec:FuzzParse ./hooks/network:FuzzNewNetwork \
+	./hooks/network:FuzzParseMode ./hooks/network:FuzzContainerID
+fuzz:
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	  pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "+ go test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+	  $(GO) test -tags "$(BUILDTAGS)" -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; \
+	done
+
+# Software nobody here wrote, against berth: the OCI runtime-tools suite
+# (berth side by side with runc), a real containerd through the runc shim,
+# and the lifecycle and cgroup tests in VMs with pure cgroup v2 and pure v1.
+conformance: build bundles
+	bash conformance/runtime-tools.sh
+	bash conformance/containerd/run.sh
+	bash conformance/vm/run.sh
+
+test: vet unit integration fuzz
 
 # Side-by-side benchmarks (see bench/README.md): lifecycle against runc and
 # crun, network hook setup at container #1, #100 and #500 for each backend.
