@@ -236,11 +236,11 @@ func TestLoadChurn(t *testing.T) {
 	h.createNetwork(netName)
 	f := h.bundleFactory(netName, loadServer)
 
-	ids, toks, bundles := make([]string, workers), make([]string, workers), make([]string, workers)
+	ids, bundles := make([]string, workers), make([]string, workers)
 	for i := range ids {
-		ids[i], toks[i] = h.newID(), token()
+		ids[i] = h.newID()
 		var err error
-		if bundles[i], err = f.make(31000+i, toks[i]); err != nil {
+		if bundles[i], err = f.make(31000+i, token()); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -251,6 +251,13 @@ func TestLoadChurn(t *testing.T) {
 	parallel(workers, workers, func(w int) {
 		for round := 0; round < rounds; round++ {
 			what := fmt.Sprintf("container %s, round %d of %d", ids[w], round+1, rounds)
+			// A new token each round: an answer through the port proves it
+			// leads to this incarnation, not to a stale address.
+			tok := token()
+			if err := os.WriteFile(filepath.Join(bundles[w], "rootfs", "www", "index.html"), []byte(tok+"\n"), 0o644); err != nil {
+				t.Errorf("%s: %v", what, err)
+				return
+			}
 			start := time.Now()
 			if r := h.berthLong("run", "-d", "-b", bundles[w], ids[w]); r.code != 0 {
 				t.Errorf("%s: run -d: %s", what, r)
@@ -258,7 +265,7 @@ func TestLoadChurn(t *testing.T) {
 			}
 			// The port must lead to this incarnation at once; one TCP
 			// exchange per round, and the address it got.
-			wantTCP(t, h.otherSide(), hostAddr, 31000+w, toks[w], what)
+			wantTCP(t, h.otherSide(), hostAddr, 31000+w, tok, what)
 			rec, _ := os.ReadFile(filepath.Join(h.netRoot, "containers", ids[w]+".json"))
 			if r := h.berthLong("delete", "-f", ids[w]); r.code != 0 {
 				t.Errorf("%s: delete -f: %s", what, r)

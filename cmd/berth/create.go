@@ -129,6 +129,10 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 		r.destroy()
 		return -1, err
 	}
+	if err := lifecycle.SaveRecovery(state.Dir(root, id), id, b.Dir, b.Spec.Annotations, cfg); err != nil {
+		r.destroy()
+		return -1, err
+	}
 	return r.run(b.Spec.Process)
 }
 

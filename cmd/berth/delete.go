@@ -33,9 +33,20 @@ var deleteCommand = &cli.Command{
 			if !errors.Is(err, libcontainer.ErrNotExist) {
 				return fmt.Errorf("delete %s: %w", id, err)
 			}
-			// A state directory without state.json is what a crash between
-			// mkdir and the first state write leaves: remove it.
-			_ = os.RemoveAll(state.Dir(c.String("root"), id))
+			// A state directory without state.json is what a crash of
+			// create leaves before libcontainer's first state write; by
+			// then the cgroup and the init may exist (lifecycle.Recover).
+			dir := state.Dir(c.String("root"), id)
+			if _, err := os.Stat(dir); err == nil {
+				hooks, err := lifecycle.LoadDeferred(dir)
+				if err != nil {
+					return fmt.Errorf("delete %s: %w", id, err)
+				}
+				if err := lifecycle.Recover(dir, hooks); err != nil {
+					return fmt.Errorf("delete %s: %w", id, err)
+				}
+			}
+			_ = os.RemoveAll(dir)
 			if force {
 				return nil
 			}

@@ -98,6 +98,7 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	if err := r.startProcess(p); err != nil {
 		return -1, err
 	}
+	crashpoint.Hit("create.started")
 	if err := pio.AfterStart(); err != nil {
 		r.terminate(p)
 		return -1, err

@@ -140,6 +140,7 @@ type GCReport struct {
 	Leases     []string `json:"leases"`     // leases without a record
 	Ports      []string `json:"ports"`      // port reservations without a record
 	Links      []string `json:"links"`      // veths without a record
+	Debris     []string `json:"debris"`     // temporary files of writers that died
 }
 
 // GC releases everything whose container no longer runs: records whose
@@ -148,7 +149,7 @@ type GCReport struct {
 // leaves). Safe at any time and twice: a running container's record, and
 // what it names, are left alone.
 func (l Layout) GC() (*GCReport, error) {
-	rep := &GCReport{Containers: []string{}, Leases: []string{}, Ports: []string{}, Links: []string{}}
+	rep := &GCReport{Containers: []string{}, Leases: []string{}, Ports: []string{}, Links: []string{}, Debris: []string{}}
 	recs, err := l.Records()
 	if err != nil {
 		return nil, err
@@ -239,6 +240,15 @@ func (l Layout) GC() (*GCReport, error) {
 			continue
 		}
 		rep.Links = append(rep.Links, name)
+	}
+	// A record or definition whose writer died between writing it and
+	// renaming it into place: the half-made state of a crash, never read.
+	for _, dir := range []string{l.recordsDir(), l.networksDir()} {
+		removed, err := removeDebris(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("remove debris in %s: %w", dir, err))
+		}
+		rep.Debris = append(rep.Debris, removed...)
 	}
 	return rep, errors.Join(errs...)
 }

@@ -14,6 +14,8 @@
 // kills at each):
 //
 //	create.statedir                 berth: libcontainer made the state dir
+//	net.state.temp                  berth-net: a state file (the record) is written
+//	                                under its temporary name, not renamed yet
 //	net.setup.record                berth-net: the record is written, nothing made
 //	fw.iptables.chains              iptables: berth's chains exist, no jumps yet
 //	fw.iptables.network-rule.N      iptables: the network's rules 0..N are in
@@ -28,6 +30,8 @@
 //	net.setup.address               eth0 has its address
 //	net.setup.route                 the default route is in
 //	net.setup.publish               the DNAT rules are in
+//	create.started                  berth: the init runs, state.json is saved;
+//	                                no pid file or poststart yet
 //	delete.killed                   berth delete -f: the init is dead
 //	delete.destroyed                cgroups and state are gone, no poststop yet
 //	net.teardown.unpublish          berth-net teardown: DNAT rules removed
