@@ -98,7 +98,6 @@ var crashPoints = []crashPoint{
 	{name: "net.setup.ports-index", who: "berth-net", stage: "create"},
 	{name: "net.setup.ports", who: "berth-net", stage: "create"},
 	{name: "net.setup.veth", who: "berth-net", stage: "create"},
-	{name: "net.setup.move", who: "berth-net", stage: "create"},
 	{name: "net.setup.address", who: "berth-net", stage: "create"},
 	{name: "net.setup.route", who: "berth-net", stage: "create"},
 	{name: "net.setup.publish", who: "berth-net", stage: "create"},

@@ -8,9 +8,11 @@
 //
 //  1. create the bridge (ip link add berth0 type bridge) and give it the
 //     gateway address (ip addr add 10.88.0.1/16 dev berth0);
-//  2. create a veth pair (ip link add btXXXX type veth peer name tmpXXXX),
-//     attach one end to the bridge and move the other into the container's
-//     network namespace, where it is renamed eth0;
+//  2. create a veth pair whose host end is attached to the bridge and whose
+//     other end is born in the container's network namespace as eth0, in
+//     one netlink message (ip link add btXXXX master berth0 type veth peer
+//     name eth0 netns PID): moving a link between namespaces afterwards, as
+//     ip(8) users usually do, costs the kernel an RCU grace period;
 //  3. address eth0 from the network's pool (ipam) and bring it up;
 //  4. add the default route via the gateway;
 //  5. masquerade the subnet's outbound traffic and DNAT each published

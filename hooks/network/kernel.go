@@ -70,65 +70,32 @@ func writeSysctl(key, value string) error {
 	return nil
 }
 
-// createVethPair: ip link add HOST type veth peer name PEER. A veth pair
-// is a virtual cable: what enters one end leaves the other.
-func createVethPair(host, peer string, mtu int) (netlink.Link, error) {
+// createVethPair: ip link add HOST mtu MTU master BRIDGE up type veth peer
+// name eth0 mtu MTU netns PID; bridge link set dev HOST hairpin on. A veth
+// pair is a virtual cable: what enters one end leaves the other. The host
+// end joins the bridge and the container's end appears in the container's
+// namespace already named eth0, so nothing has to be moved or renamed
+// later. Hairpin lets a container reach itself through a published port:
+// the bridge may send a frame back out of the port it came in on.
+func createVethPair(host string, bridge netlink.Link, ns netns.NsHandle, mtu int) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = host
+	attrs.MasterIndex = bridge.Attrs().Index
+	attrs.Flags = net.FlagUp
 	if mtu > 0 {
 		attrs.MTU = mtu
 	}
-	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: peer}
+	veth := &netlink.Veth{LinkAttrs: attrs, PeerName: "eth0", PeerNamespace: netlink.NsFd(int(ns)), PeerTxQLen: -1}
+	if mtu > 0 {
+		veth.PeerMTU = uint32(mtu)
+	}
 	if err := netlink.LinkAdd(veth); err != nil {
-		return nil, fmt.Errorf("create veth pair %s/%s: %w", host, peer, err)
+		return nil, fmt.Errorf("create veth pair %s/eth0 on bridge %s: %w", host, bridge.Attrs().Name, err)
 	}
-	link, err := netlink.LinkByName(host)
-	if err != nil {
-		return nil, fmt.Errorf("create veth pair %s/%s: %w", host, peer, err)
+	if err := netlink.LinkSetHairpin(veth, true); err != nil {
+		return nil, fmt.Errorf("hairpin on %s: %w", host, err)
 	}
-	return link, nil
-}
-
-// attachToBridge: ip link set HOST master BRIDGE; bridge link set dev HOST
-// hairpin on; ip link set HOST up. Hairpin lets a container reach itself
-// through a published port: the bridge may send a frame back out of the
-// port it came in on.
-func attachToBridge(host, bridge netlink.Link) error {
-	name := host.Attrs().Name
-	if err := netlink.LinkSetMaster(host, bridge); err != nil {
-		return fmt.Errorf("attach %s to bridge %s: %w", name, bridge.Attrs().Name, err)
-	}
-	if err := netlink.LinkSetHairpin(host, true); err != nil {
-		return fmt.Errorf("hairpin on %s: %w", name, err)
-	}
-	if err := netlink.LinkSetUp(host); err != nil {
-		return fmt.Errorf("bring up %s: %w", name, err)
-	}
-	return nil
-}
-
-// moveToNamespace: ip link set PEER netns PID.
-func moveToNamespace(peer string, ns netns.NsHandle) error {
-	link, err := netlink.LinkByName(peer)
-	if err != nil {
-		return fmt.Errorf("move %s into the container: %w", peer, err)
-	}
-	if err := netlink.LinkSetNsFd(link, int(ns)); err != nil {
-		return fmt.Errorf("move %s into the container: %w", peer, err)
-	}
-	return nil
-}
-
-// renameToEth0: (in the container) ip link set PEER name eth0.
-func renameToEth0(h *netlink.Handle, peer string) (netlink.Link, error) {
-	link, err := h.LinkByName(peer)
-	if err != nil {
-		return nil, fmt.Errorf("find %s in the container: %w", peer, err)
-	}
-	if err := h.LinkSetName(link, "eth0"); err != nil {
-		return nil, fmt.Errorf("rename %s to eth0: %w", peer, err)
-	}
-	return link, nil
+	return veth, nil
 }
 
 // addressLink: (in the container) ip addr add ADDR/BITS dev eth0.

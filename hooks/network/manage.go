@@ -219,7 +219,7 @@ func (l Layout) GC() (*GCReport, error) {
 			}
 		}
 	}
-	// Veths are named bt<hash> (ours) / bp<hash> (peer not yet moved).
+	// Our veth ends are named bt<hash>.
 	links, err := netlink.LinkList()
 	if err != nil {
 		errs = append(errs, fmt.Errorf("list links: %w", err))
@@ -227,7 +227,7 @@ func (l Layout) GC() (*GCReport, error) {
 	known := map[string]bool{}
 	if recs, err := l.Records(); err == nil {
 		for _, r := range recs {
-			known[r.HostVeth], known[r.PeerVeth] = true, true
+			known[r.HostVeth] = true
 		}
 	}
 	for _, link := range links {
@@ -254,7 +254,7 @@ func (l Layout) GC() (*GCReport, error) {
 }
 
 func isBerthVeth(name string) bool {
-	if len(name) != 13 || (name[:2] != "bt" && name[:2] != "bp") {
+	if len(name) != 13 || name[:2] != "bt" {
 		return false
 	}
 	for _, c := range name[2:] {

@@ -28,18 +28,15 @@ type Record struct {
 	Bridge   string             `json:"bridge,omitempty"`
 	Firewall string             `json:"firewall,omitempty"`
 	HostVeth string             `json:"hostVeth,omitempty"` // our end of the veth pair
-	PeerVeth string             `json:"peerVeth,omitempty"` // the container's end before it is renamed eth0
 	Addr     netip.Addr         `json:"addr,omitzero"`
 	Ports    []portspec.Mapping `json:"ports,omitempty"`
 	Target   string             `json:"target,omitempty"` // container mode: whose namespace
 }
 
-// vethNames derives the pair's names from the container id, so that a
-// crashed setup's links can be found from the id alone.
-func vethNames(id string) (host, peer string) {
-	h := shortHash(id, 11)
-	return "bt" + h, "bp" + h
-}
+// hostVethName derives the host end's name from the container id, so that
+// a crashed setup's link can be found from the id alone. (The container's
+// end is eth0 in the container's namespace from the start.)
+func hostVethName(id string) string { return "bt" + shortHash(id, 11) }
 
 func shortHash(s string, n int) string {
 	sum := sha256.Sum256([]byte(s))

@@ -126,10 +126,7 @@ func writeFileAtomic(path string, data []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
+	_, err = f.Write(data) // no fsync: see statefile.WriteTemp
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -141,7 +138,7 @@ func writeFileAtomic(path string, data []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return statefile.SyncDir(dir)
+	return nil
 }
 
 // processAlive reports whether pid names a process that still runs. A

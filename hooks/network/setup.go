@@ -121,7 +121,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 		return err
 	}
 	rec.Network, rec.Bridge, rec.Firewall = n.Name, n.Bridge, n.Firewall
-	rec.HostVeth, rec.PeerVeth = vethNames(st.ID)
+	rec.HostVeth = hostVethName(st.ID)
 	rec.Ports = maps
 	if err := l.saveRecord(rec); err != nil {
 		return err
@@ -216,33 +216,25 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 // connectContainer cables the container to the bridge and configures its
 // end: the kernel steps of package doc, in order.
 func connectContainer(n *Network, rec *Record, bridge netlink.Link, ns netns.NsHandle) error {
-	host, err := createVethPair(rec.HostVeth, rec.PeerVeth, n.MTU)
-	if err != nil {
+	if _, err := createVethPair(rec.HostVeth, bridge, ns, n.MTU); err != nil {
 		return err
 	}
 	crashpoint.Hit("net.setup.veth")
-	if err := attachToBridge(host, bridge); err != nil {
-		return err
-	}
-	if err := moveToNamespace(rec.PeerVeth, ns); err != nil {
-		return err
-	}
-	crashpoint.Hit("net.setup.move")
 	h, err := netlink.NewHandleAt(ns)
 	if err != nil {
 		return fmt.Errorf("netlink in the container's namespace: %w", err)
 	}
 	defer h.Close()
-	eth0, err := renameToEth0(h, rec.PeerVeth)
+	eth0, err := h.LinkByName("eth0")
 	if err != nil {
-		return err
+		return fmt.Errorf("find eth0 in the container: %w", err)
 	}
 	if err := addressLink(h, eth0, netip.PrefixFrom(rec.Addr, n.Subnet.Bits())); err != nil {
 		return err
 	}
 	crashpoint.Hit("net.setup.address")
-	if err := bringUp(h, "eth0"); err != nil {
-		return err
+	if err := h.LinkSetUp(eth0); err != nil {
+		return fmt.Errorf("bring up eth0: %w", err)
 	}
 	if err := bringUp(h, "lo"); err != nil {
 		return err

@@ -56,13 +56,10 @@ func (l Layout) releaseBridge(rec *Record) []error {
 		}
 		crashpoint.Hit("net.teardown.unpublish")
 	}
-	// Deleting our end of the veth pair deletes the container's end too;
-	// the peer name only exists if setup stopped before moving it.
-	for _, name := range []string{rec.HostVeth, rec.PeerVeth} {
-		if name != "" {
-			if err := deleteLink(name); err != nil {
-				errs = append(errs, err)
-			}
+	// Deleting our end of the veth pair deletes the container's end too.
+	if rec.HostVeth != "" {
+		if err := deleteLink(rec.HostVeth); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	crashpoint.Hit("net.teardown.veth")

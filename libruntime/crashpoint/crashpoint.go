@@ -25,8 +25,8 @@
 //	net.setup.lease                 the address is leased
 //	net.setup.ports-index           ports: the owner index is written, no port file
 //	net.setup.ports                 the host ports are reserved
-//	net.setup.veth                  the veth pair exists in the host
-//	net.setup.move                  its peer is in the container's namespace
+//	net.setup.veth                  the veth pair exists: bt<hash> on the bridge,
+//	                                eth0 in the container's namespace
 //	net.setup.address               eth0 has its address
 //	net.setup.route                 the default route is in
 //	net.setup.publish               the DNAT rules are in
