@@ -7,9 +7,12 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/runc/libcontainer"
+	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
+	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/libruntime/bundle"
 	"github.com/berth-runtime/berth/libruntime/compat"
@@ -103,6 +106,9 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	}
 	lifecycle.WrapPrestart(cfg)
 	hooks := lifecycle.TakeDeferred(cfg)
+	if act == actCreate {
+		hooks.AddressSpace = addressSpaceLimit(b.Spec.Process)
+	}
 
 	ct, err := libcontainer.Create(root, id, cfg)
 	if errors.Is(err, libcontainer.ErrExist) {
@@ -172,4 +178,16 @@ func rootlessCgroups(c *cli.Context) bool {
 		return false
 	}
 	return os.Geteuid() != 0
+}
+
+// addressSpaceLimit is the process's RLIMIT_AS, for `start` to set after
+// the exec (compat.DeferAddressSpaceLimit); nil if it has none.
+func addressSpaceLimit(p *specs.Process) *configs.Rlimit {
+	var rl *configs.Rlimit
+	for _, r := range p.Rlimits {
+		if r.Type == "RLIMIT_AS" {
+			rl = &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: r.Soft, Hard: r.Hard}
+		}
+	}
+	return rl
 }

@@ -146,10 +146,10 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 }
 
 // startProcess starts p: for create, up to the init waiting for `start`;
-// for run and exec, through to the user's program. A container's init gets
-// its RLIMIT_AS only once its own setup is done (see
+// for run and exec, through to the user's program. A container's RLIMIT_AS
+// is applied only once the init has exec'd the program (see
 // compat.DeferAddressSpaceLimit), so a `run` with that limit is split into
-// start, limit, exec.
+// start, exec, limit.
 func (r *runner) startProcess(p *libcontainer.Process) error {
 	var lateAS *configs.Rlimit
 	if r.ownsContainer() {
@@ -164,18 +164,31 @@ func (r *runner) startProcess(p *libcontainer.Process) error {
 	if err := r.container.Start(p); err != nil {
 		return err
 	}
-	pid, err := p.Pid()
-	if err == nil {
-		err = compat.ApplyAddressSpaceLimit(pid, lateAS)
+	if r.action != actRun {
+		return nil // create: `start` applies the limit
 	}
-	if err == nil && r.action == actRun {
-		err = r.container.Exec()
+	err := r.container.Exec()
+	if err == nil {
+		var pid int
+		if pid, err = p.Pid(); err == nil {
+			err = applyLateAddressSpaceLimit(pid, lateAS)
+		}
 	}
 	if err != nil {
 		r.terminate(p)
 		return err
 	}
 	return nil
+}
+
+// applyLateAddressSpaceLimit waits for the init to exec the user's program,
+// then sets the RLIMIT_AS held back from it.
+func applyLateAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
+	if rl == nil {
+		return nil
+	}
+	lifecycle.WaitExecuted(pid, 2*time.Second)
+	return compat.ApplyAddressSpaceLimit(pid, rl)
 }
 
 // passFiles hands the process the files it should find at fd 3 and up:

@@ -9,50 +9,68 @@ import (
 
 // DeferAddressSpaceLimit takes RLIMIT_AS out of the limits libcontainer
 // applies to a container's init, and returns the limit to apply with
-// ApplyAddressSpaceLimit once the init is done setting up (nil when limits
-// has none).
+// ApplyAddressSpaceLimit once the init has exec'd the user's program (nil
+// when limits has none).
 //
 // libcontainer sets a process's rlimits from the parent as soon as the init
-// reports ready, before the init has built its seccomp filter and finished
-// its setup. berth's init is a Go program whose runtime alone reserves
-// about 1.2 GB of address space (1.56 GB in all), so a RLIMIT_AS below that
-// makes every later mmap of the init fail ("error adding seccomp filter rule
-// ...: cannot allocate memory") although the user's program would fit well
-// within it. The limit is meant for that program: the init only has to be
-// under it from its execve on.
+// reports ready, long before the init is done: it still builds its seccomp
+// filter, waits for `start`, and closes its descriptors. berth's init is a
+// Go program whose runtime alone reserves about 1.2 GB of address space
+// (1.56 GB in all: the page allocator's summaries, heap arena hints, and
+// glibc's per-thread malloc arenas), so a RLIMIT_AS below that makes any
+// later mmap of the init fail ("cannot allocate memory", or a Go runtime
+// fatal error) although the user's program would fit well within it. Even
+// applied while the init waits for `start`, the limit hits the few
+// allocations it makes after that. The limit is meant for the program; so
+// berth applies it right after the execve, which leaves the program a
+// window of well under a millisecond, typically, before the limit holds.
 //
 // Each RLIMIT_AS entry is replaced, not removed, by the limit the init
 // already has (it inherits berth's own), so the entry is a no-op: a process
 // with no rlimits of its own gets the container configuration's list
 // instead, which would bring RLIMIT_AS back.
 func DeferAddressSpaceLimit(limits []configs.Rlimit) (*configs.Rlimit, error) {
-	var late *configs.Rlimit
+	late := AddressSpaceLimit(limits)
+	if late == nil {
+		return nil, nil
+	}
+	var cur unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_AS, &cur); err != nil {
+		return nil, fmt.Errorf("read berth's own RLIMIT_AS: %w", err)
+	}
 	for i, rl := range limits {
-		if rl.Type != unix.RLIMIT_AS {
-			continue
+		if rl.Type == unix.RLIMIT_AS {
+			limits[i] = configs.Rlimit{Type: unix.RLIMIT_AS, Soft: cur.Cur, Hard: cur.Max}
 		}
-		var cur unix.Rlimit
-		if err := unix.Getrlimit(unix.RLIMIT_AS, &cur); err != nil {
-			return nil, fmt.Errorf("read berth's own RLIMIT_AS: %w", err)
-		}
-		want := rl // the last entry wins, as when libcontainer applies them in order
-		late = &want
-		limits[i] = configs.Rlimit{Type: unix.RLIMIT_AS, Soft: cur.Cur, Hard: cur.Max}
 	}
 	return late, nil
 }
 
-// ApplyAddressSpaceLimit sets the RLIMIT_AS that DeferAddressSpaceLimit held
-// back on the container's init pid. Call it after libcontainer's Start has
-// returned, when the init has finished its setup and waits for `start`
-// (the exec fifo) before it execs the user's program, so the program runs
-// under the limit from its first instruction.
+// AddressSpaceLimit returns the RLIMIT_AS of limits, nil if there is none;
+// the last entry wins, as when libcontainer applies them in order. `start`
+// finds the one DeferAddressSpaceLimit held back in the container's
+// configuration, which keeps the original list.
+func AddressSpaceLimit(limits []configs.Rlimit) *configs.Rlimit {
+	var late *configs.Rlimit
+	for _, rl := range limits {
+		if rl.Type == unix.RLIMIT_AS {
+			want := rl
+			late = &want
+		}
+	}
+	return late
+}
+
+// ApplyAddressSpaceLimit sets a held-back RLIMIT_AS on pid, the container's
+// init that has just exec'd the user's program. A program that has already
+// exited is no error.
 func ApplyAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
 	if rl == nil {
 		return nil
 	}
-	if err := unix.Prlimit(pid, unix.RLIMIT_AS, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}, nil); err != nil {
-		return fmt.Errorf("set RLIMIT_AS (soft %d, hard %d) of the container's init %d: %w", rl.Soft, rl.Hard, pid, err)
+	err := unix.Prlimit(pid, unix.RLIMIT_AS, &unix.Rlimit{Cur: rl.Soft, Max: rl.Hard}, nil)
+	if err != nil && err != unix.ESRCH {
+		return fmt.Errorf("set RLIMIT_AS (soft %d, hard %d) of the container's process %d: %w", rl.Soft, rl.Hard, pid, err)
 	}
 	return nil
 }

@@ -47,6 +47,9 @@ const deferredHooksFile = "berth-hooks.json"
 type Deferred struct {
 	Poststart []configs.CommandHook `json:"poststart,omitempty"`
 	Poststop  []configs.CommandHook `json:"poststop,omitempty"`
+	// AddressSpace is the process's RLIMIT_AS, which `start` sets once the
+	// init has exec'd the program (compat.DeferAddressSpaceLimit).
+	AddressSpace *configs.Rlimit `json:"addressSpace,omitempty"`
 }
 
 // TakeDeferred removes the hooks berth runs itself from cfg and returns
@@ -67,7 +70,7 @@ func TakeDeferred(cfg *configs.Config) Deferred {
 
 // Save records the hooks in the state directory for later commands.
 func (d Deferred) Save(stateDir string) error {
-	if len(d.Poststart) == 0 && len(d.Poststop) == 0 {
+	if len(d.Poststart) == 0 && len(d.Poststop) == 0 && d.AddressSpace == nil {
 		return nil
 	}
 	data, err := json.Marshal(d)
