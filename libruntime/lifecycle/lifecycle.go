@@ -129,6 +129,15 @@ func RunPoststart(c *libcontainer.Container, d Deferred) error {
 	if err != nil {
 		return fmt.Errorf("poststart hooks: %w", err)
 	}
+	// The hooks run in the "running" step of the lifecycle (step 9), with
+	// the process's pid, even if a short-lived program has already exited
+	// by the time they start: they are told about the start that happened.
+	if s.Status == specs.StateStopped {
+		s.Status = specs.StateRunning
+		if st, err := c.State(); err == nil {
+			s.Pid = st.InitProcessPid
+		}
+	}
 	return errors.Join(runEach(configs.Poststart, d.Poststart, s)...)
 }
 
