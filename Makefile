@@ -21,7 +21,8 @@ BERTH   := $(BIN)/berth
 BERTH_NET := $(BIN)/berth-net
 BUNDLES := $(CURDIR)/bundles/out
 
-.PHONY: all build bundles demo test unit integration fuzz conformance vet bench clean
+.PHONY: all build bundles demo test unit integration fuzz vet bench clean \
+	conformance conformance-runtime-tools conformance-containerd conformance-vm
 all: build
 
 build: $(BERTH) $(BERTH_NET)
@@ -69,12 +70,15 @@ fuzz:
 # Software nobody here wrote, against berth: the OCI runtime-tools suite
 # (berth side by side with runc), a real containerd through the runc shim,
 # and the lifecycle and cgroup tests in VMs with pure cgroup v2 and pure v1.
-conformance: build bundles
+conformance: conformance-runtime-tools conformance-containerd
+conformance-runtime-tools: build bundles
 	bash conformance/runtime-tools.sh
-	bash conformance/containerd/run.sh
+conformance-containerd: build bundles
+	BERTH_CTD_NOBUILD=1 bash conformance/containerd/run.sh
+conformance-vm: build bundles
 	bash conformance/vm/run.sh
 
-test: vet unit integration fuzz
+test: vet unit integration fuzz conformance
 
 # Side-by-side benchmarks (see bench/README.md): lifecycle against runc and
 # crun, network hook setup at container #1, #100 and #500 for each backend.
