@@ -78,8 +78,7 @@ func TestHostileContainerIDs(t *testing.T) {
 		"dot":         ".",
 		"dotdot":      "..",
 		"over-long":   strings.Repeat("c", 1025),
-		// Valid for ValidateID (at most 1024 bytes) but longer than a file
-		// name may be (255): refused by the filesystem, cleanly.
+		// Longer than a file name may be (255 bytes, berth's limit).
 		"over-name-max": strings.Repeat("c", 300),
 		"space":         "a b",
 	}

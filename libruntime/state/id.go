@@ -8,9 +8,11 @@ import (
 	"strings"
 )
 
-// MaxIDLength bounds ids so that paths built from them (state dir, cgroup
-// paths, socket paths) stay well below PATH_MAX and sun_path limits.
-const MaxIDLength = 1024
+// MaxIDLength is the longest container id: an id names the container's
+// state directory (and, by default, its cgroups), and a file name has at
+// most 255 bytes (NAME_MAX). A longer id would pass every other check and
+// then fail with "file name too long".
+const MaxIDLength = 255
 
 // ValidateID checks a container id before it is used to build any path.
 // libcontainer checks ids too, but its error ("invalid id format") does not

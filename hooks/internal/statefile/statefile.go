@@ -14,8 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// MaxOwnerLength bounds owner ids, which become file names; it matches the
-// container id limit of berth's state package.
+// MaxOwnerLength bounds owner ids. berth's own ids are at most 255 bytes
+// (libruntime/state); a hook may serve other runtimes, so the bound here is
+// looser, and the filesystem refuses a name over 255 bytes cleanly.
 const MaxOwnerLength = 1024
 
 // CheckOwner refuses owner ids that would not be a single, ordinary path
