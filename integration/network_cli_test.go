@@ -205,6 +205,7 @@ func TestNetBadInput(t *testing.T) {
 			{"network that does not exist", []string{"--network", "bridge:nosuchnet"}, "nosuchnet"},
 			{"publish with --network host", []string{"--network", "host", "--publish", "8080:80"}, "host"},
 			{"publish with --network none", []string{"--network", "none", "--publish", "8080:80"}, "none"},
+			{"hostname that would forge /etc/hosts lines", []string{"--network", "none", "--hostname", "a b"}, "a b"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				h := h.withT(t)

@@ -39,11 +39,7 @@ func newApp() *cli.App {
 			{
 				Name:  "setup",
 				Usage: "connect the container whose OCI state is on stdin (createRuntime hook)",
-				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "network", Value: "bridge", Usage: "bridge, bridge:NAME, host, none or container:ID"},
-					&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "[hostIP:]hostPort[-end]:containerPort[-end][/tcp|/udp]"},
-					&cli.StringFlag{Name: "hostname", Usage: "name in the container's /etc/hosts and /etc/hostname"},
-				},
+				Flags: setupFlags(),
 				Action: func(c *cli.Context) error {
 					mode, err := network.ParseMode(c.String("network"))
 					if err != nil {
@@ -96,8 +92,24 @@ func newApp() *cli.App {
 					return nil
 				},
 			},
+			{
+				Name:  "check",
+				Usage: "check setup's arguments without a container (berth spec runs it, so a bad value fails at spec, not at create)",
+				Flags: setupFlags(),
+				Action: func(c *cli.Context) error {
+					return network.CheckSetupOptions(c.String("network"), c.StringSlice("publish"), c.String("hostname"))
+				},
+			},
 			networkCommand,
 		},
+	}
+}
+
+func setupFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "network", Value: "bridge", Usage: "bridge, bridge:NAME, host, none or container:ID"},
+		&cli.StringSliceFlag{Name: "publish", Aliases: []string{"p"}, Usage: "[hostIP:]hostPort[-end]:containerPort[-end][/tcp|/udp]"},
+		&cli.StringFlag{Name: "hostname", Usage: "name in the container's /etc/hosts and /etc/hostname"},
 	}
 }
 

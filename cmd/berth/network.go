@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -69,6 +70,15 @@ func addNetworkHooks(spec *specs.Spec, mode string, publish []string, hostname s
 	netBin, err := berthNetPath()
 	if err != nil {
 		return err
+	}
+	// berth-net checks the values now, so that a bad one fails here and
+	// not at the container's start.
+	check := []string{"check", "--network", mode, "--hostname", hostname}
+	for _, p := range publish {
+		check = append(check, "--publish", p)
+	}
+	if out, err := exec.Command(netBin, check...).CombinedOutput(); err != nil {
+		return errors.New(strings.TrimSpace(strings.TrimPrefix(string(out), "berth-net: ")))
 	}
 	kind, target, _ := strings.Cut(mode, ":")
 	switch kind {

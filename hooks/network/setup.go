@@ -57,6 +57,47 @@ type SetupOptions struct {
 	Hostname string
 }
 
+// CheckSetupOptions checks setup's arguments as given on the command line,
+// before any container exists: `berth spec` runs it so that a bad value is
+// refused when the config is written, not when the container starts.
+func CheckSetupOptions(mode string, publish []string, hostname string) error {
+	m, err := ParseMode(mode)
+	if err != nil {
+		return err
+	}
+	maps, err := portspec.ParseAll(publish)
+	if err != nil {
+		return err
+	}
+	if len(maps) > 0 && m.Kind != "bridge" {
+		return fmt.Errorf("--publish: only bridge networks publish ports (this container's network is %s)", m.Kind)
+	}
+	return checkHostname(hostname)
+}
+
+// checkHostname accepts what /etc/hosts and sethostname(2) can hold: a DNS
+// name of letters, digits, '-' and '.', at most 64 bytes (the kernel's
+// limit). Anything else (a newline, a space) could forge lines of the
+// container's /etc/hosts.
+func checkHostname(h string) error {
+	if h == "" {
+		return nil
+	}
+	if len(h) > 64 {
+		return fmt.Errorf("--hostname %.20q...: longer than 64 bytes", h)
+	}
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return fmt.Errorf("--hostname %q: character %q not allowed (use letters, digits, '-', '.')", h, c)
+		}
+	}
+	if h[0] == '-' || h[0] == '.' {
+		return fmt.Errorf("--hostname %q: must begin with a letter or a digit", h)
+	}
+	return nil
+}
+
 // Setup gives the container described by st its network. On failure it
 // undoes what it made before returning, so nothing is left half-made.
 func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
@@ -65,6 +106,9 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	}
 	maps, err := portspec.ParseAll(o.Publish)
 	if err != nil {
+		return err
+	}
+	if err := checkHostname(o.Hostname); err != nil {
 		return err
 	}
 	if len(maps) > 0 && o.Mode.Kind != "bridge" {
