@@ -70,7 +70,7 @@ fuzz:
 # Software nobody here wrote, against berth: the OCI runtime-tools suite
 # (berth side by side with runc), a real containerd through the runc shim,
 # and the lifecycle and cgroup tests in VMs with pure cgroup v2 and pure v1.
-conformance: conformance-runtime-tools conformance-containerd
+conformance: conformance-runtime-tools conformance-containerd conformance-vm
 conformance-runtime-tools: build bundles
 	bash conformance/runtime-tools.sh
 conformance-containerd: build bundles

@@ -15,14 +15,17 @@
 #         BERTH-VM-RESULT NONCE: PASS|FAIL passed=N failed=N skipped=N rc=N secs=N
 #     and power off. NONCE is berth_vm.nonce of the kernel command line,
 #     fresh for each boot: run.sh takes no line without it for a result.
-# /usr/local/sbin first: run.sh puts iproute2's ip (busybox's has no netns),
-# ss, nft and iptables there for the network tests.
-export PATH=/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin
+# Its output goes to the first serial port (ttyS0); the kernel's console is
+# the second (ttyS1), so that kernel messages never cut into it.
+# /usr/local first: run.sh puts iproute2's ip (busybox's has no netns), ss,
+# nft and iptables in sbin, and go-shim.sh as go in bin, for the network
+# tests.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [ ! -e /.berth-vm-stage2 ]; then
 	mount -t proc proc /proc
 	mount -t devtmpfs devtmpfs /dev 2>/dev/null
-	exec </dev/console >/dev/console 2>&1
+	exec </dev/ttyS0 >/dev/ttyS0 2>&1
 	echo "berth-vm: /init at $(cut -d' ' -f1 /proc/uptime)s"
 	mkdir -p /newroot
 	mount -t tmpfs -o mode=0755 newroot /newroot
@@ -52,9 +55,8 @@ mount -t devpts -o newinstance,ptmxmode=0666 devpts /dev/pts
 mount -t tmpfs -o mode=1777 shm /dev/shm
 mount -t tmpfs -o mode=0755 run /run
 mount -t tmpfs -o mode=1777 tmp /tmp
-exec </dev/console >/dev/console 2>&1
-# Kernel messages (the OOM killer's report) would cut into the test output.
-echo 1 >/proc/sys/kernel/printk
+# The first serial port: the kernel's console is the second (run.sh).
+exec </dev/ttyS0 >/dev/ttyS0 2>&1
 hostname berth-vm
 ip link set lo up 2>/dev/null
 
@@ -82,6 +84,14 @@ nonce=$(param nonce)
 
 conf=/etc/berth-vm
 echo "berth-vm: up $(cut -d" " -f1 /proc/uptime)s, kernel $(uname -r), $(nproc) CPUs, $(awk '/MemTotal/ {print $2 " kB"}' /proc/meminfo), cgroup mode $mode"
+
+# The kernel runs modprobe for what it wants loaded on demand (a netlink
+# family, an nft expression); there is none here, so a stand-in logs each
+# request and fails, and the requests are listed after the tests: a test
+# that fails for want of a module says which one.
+printf '#!/bin/sh\necho "$*" >>/run/modprobe-requests\nexit 1\n' >/run/modprobe
+chmod 755 /run/modprobe
+echo /run/modprobe >/proc/sys/kernel/modprobe
 
 # Modules in dependency order (run.sh resolved them with modules.dep).
 if [ -s $conf/modules ]; then
@@ -133,7 +143,7 @@ esac
 
 export BERTH_BINARY=/opt/berth/bin/berth BERTH_BUNDLE=/opt/berth/bundle HOME=/root TMPDIR=/tmp
 export GOTRACEBACK=all
-run=$(cat $conf/run)
+run=$(cat $conf/run.$mode)
 skip=$(cat $conf/skip)
 parallel=$(cat $conf/parallel)
 timeout=$(cat $conf/timeout)
@@ -162,5 +172,14 @@ skipped=$(grep -c '^--- SKIP: ' /tmp/test.out)
 verdict=PASS
 [ "$rc" -eq 0 ] && [ "$failed" -eq 0 ] && [ "$passed" -gt 0 ] || verdict=FAIL
 grep -E '^--- (FAIL|SKIP): ' /tmp/test.out | sed 's/^/berth-vm: /'
+if [ -s /run/modprobe-requests ]; then
+	# A command naming a network device that does not exist makes the
+	# kernel ask for "netdev-NAME" and "NAME": not modules, left out.
+	reqs=$(sed 's/^-q -- //' /run/modprobe-requests | sort -u)
+	for r in $reqs; do
+		case "$r" in netdev-*) reqs=$(echo "$reqs" | grep -vx -e "$r" -e "${r#netdev-}") ;; esac
+	done
+	[ -z "$reqs" ] || echo "berth-vm: the kernel asked for modules that are not in the VM: $(echo $reqs)"
+fi
 echo "BERTH-VM-RESULT $nonce: $verdict passed=$passed failed=$failed skipped=$skipped rc=$rc secs=$took cgroup=$mode"
 poweroff_now
