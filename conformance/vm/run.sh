@@ -51,17 +51,14 @@ esac
 # and TestPauseResume read v1 files only: on v2 they would start their
 # container and skip, so they run in the v1 VM only. TestNetDefaultNetwork
 # (the default bridge network, a published port reached from another
-# namespace) shows in both that the modules load and work. The network does
-# not depend on the cgroup layout, so TestNetBridge is split between them,
-# a firewall backend each (a minute of emulation per backend): nftables in
-# the v2 VM, iptables (nft flavour: nft_compat and the xt_* modules) in v1.
-# (The top-level | of -test.run separates alternatives, each /-separated by
-# level: ^TestNetBridge$/^nftables$ picks one subtest and leaves the
-# subtests of the others alone.)
+# namespace) shows in both that the modules load and work; the network does
+# not depend on the cgroup layout, so the v2 VM alone runs more of it: the
+# bridge network with each firewall backend (iptables-nft goes through
+# nft_compat and the xt_* modules) and the host, none and container modes.
 core='TestRunPassesExitCode|TestRunKeep|TestRunDetach|TestRunKilledBySignalExits137|TestKillSignalForms|TestKillAllOfStoppedContainer|TestKillDefaultSignalIsTERM|TestFailingCommandsExit1|TestDeleteRunningFails|TestDeleteCreatedFails|TestStateAndTransitions|TestList|TestPs|TestExec|TestExecInStoppedContainerFails|TestEventsStats|TestEventsInterval|TestCgroup.*|TestNetDefaultNetwork'
 declare -A tests=(
-	[v1]=${BERTH_VM_TESTS:-"^($core|TestConfigResources|TestUpdate|TestPauseResumeAndForceDeletePaused)\$|^TestNetBridge\$/^iptables\$"}
-	[v2]=${BERTH_VM_TESTS:-"^($core)\$|^TestNetBridge\$/^nftables\$"}
+	[v1]=${BERTH_VM_TESTS:-"^($core|TestConfigResources|TestUpdate|TestPauseResumeAndForceDeletePaused)\$"}
+	[v2]=${BERTH_VM_TESTS:-"^($core|TestNetBridge|TestNetModes)\$"}
 )
 skip=${BERTH_VM_SKIP:-}
 parallel=${BERTH_VM_PARALLEL:-2}
