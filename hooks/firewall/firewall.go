@@ -46,8 +46,6 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"regexp"
 	"time"
 
@@ -246,36 +244,41 @@ func flushUDPConntrack(ports []uint16) error {
 	return nil
 }
 
-// lockPath is the file whose flock serialises network setup and teardown
-// across berth processes (berth has no daemon: every container start runs its
-// own hooks). Without it two SetupNetwork calls could both see a rule missing
-// and both add it, or a TeardownNetwork could remove the shared chains while
-// another process is setting up a network. Per-container calls do not take it:
-// iptables-restore and nftables batches are atomic on their own.
-var lockPath = "/run/berth/firewall.lock"
+// lockName names the abstract unix socket whose binding serialises network
+// setup and teardown across berth processes (berth has no daemon: every
+// container start runs its own hooks). Without it two SetupNetwork calls
+// could both see a rule missing and both add it, or a TeardownNetwork could
+// remove the shared chains while another process is setting up a network.
+// Per-container calls do not take it: iptables-restore and nftables batches
+// are atomic on their own.
+//
+// An abstract socket rather than a lock file: its name lives in the network
+// namespace the socket is made in, which is exactly the scope of the
+// firewall being changed (two namespaces never wait for each other), the
+// kernel releases it when its holder dies, however it dies, and it leaves
+// nothing on disk.
+var lockName = "berth/firewall.lock"
 
-// lockNetworks takes the network lock, waiting at most opTimeout.
+// lockNetworks takes the network lock, waiting at most opTimeout. It must
+// run on the thread that is in the firewall's network namespace.
 func lockNetworks() (unlock func(), err error) {
-	if err := os.MkdirAll(filepath.Dir(lockPath), 0o700); err != nil {
-		return nil, fmt.Errorf("firewall: lock directory: %w", err)
-	}
-	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("firewall: open lock: %w", err)
-	}
+	addr := &unix.SockaddrUnix{Name: "@" + lockName}
 	deadline := time.Now().Add(opTimeout)
 	for {
-		err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			return func() { f.Close() }, nil // closing the file releases the lock
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return nil, fmt.Errorf("firewall: lock socket: %w", err)
 		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			f.Close()
-			return nil, fmt.Errorf("firewall: lock %s: %w", lockPath, err)
+		err = unix.Bind(fd, addr)
+		if err == nil {
+			return func() { unix.Close(fd) }, nil // closing the socket frees the name
+		}
+		unix.Close(fd)
+		if !errors.Is(err, unix.EADDRINUSE) {
+			return nil, fmt.Errorf("firewall: lock @%s: %w", lockName, err)
 		}
 		if time.Now().After(deadline) {
-			f.Close()
-			return nil, fmt.Errorf("firewall: lock %s: still held after %v", lockPath, opTimeout)
+			return nil, fmt.Errorf("firewall: lock @%s: still held after %v", lockName, opTimeout)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}

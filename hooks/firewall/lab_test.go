@@ -20,7 +20,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -37,14 +36,9 @@ const (
 
 func TestMain(m *testing.M) {
 	// Keep the tests' network lock out of the machine's /run.
-	dir, err := os.MkdirTemp("", "berth-fw-lock")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	lockPath = filepath.Join(dir, "firewall.lock")
+	// A lock of this test binary's own, apart from any berth running here.
+	lockName = fmt.Sprintf("berth-test-%d/firewall.lock", os.Getpid())
 	code := m.Run()
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
