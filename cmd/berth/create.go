@@ -7,12 +7,9 @@ import (
 	"path/filepath"
 
 	"github.com/opencontainers/runc/libcontainer"
-	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runc/libcontainer/specconv"
-	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/libruntime/bundle"
 	"github.com/berth-runtime/berth/libruntime/compat"
@@ -104,11 +101,14 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	for _, w := range compat.Apply(cfg) {
 		logrus.Warn(w)
 	}
+	proc, err := newUserProcess(b.Spec.Process)
+	if err != nil {
+		return -1, err
+	}
 	lifecycle.WrapPrestart(cfg)
 	hooks := lifecycle.TakeDeferred(cfg)
-	if act == actCreate {
-		hooks.AddressSpace = addressSpaceLimit(b.Spec.Process)
-	}
+	// `start`, or run's own afterStart, sets it once the init has exec'd.
+	hooks.AddressSpace = proc.addressSpace
 
 	ct, err := libcontainer.Create(root, id, cfg)
 	if errors.Is(err, libcontainer.ErrExist) {
@@ -139,7 +139,7 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 		r.destroy()
 		return -1, err
 	}
-	return r.run(b.Spec.Process)
+	return r.run(proc)
 }
 
 func prepareState(ct *libcontainer.Container, root string, act action, notify *stdio.NotifySocket, hooks lifecycle.Deferred) error {
@@ -178,16 +178,4 @@ func rootlessCgroups(c *cli.Context) bool {
 		return false
 	}
 	return os.Geteuid() != 0
-}
-
-// addressSpaceLimit is the process's RLIMIT_AS, for `start` to set after
-// the exec (compat.DeferAddressSpaceLimit); nil if it has none.
-func addressSpaceLimit(p *specs.Process) *configs.Rlimit {
-	var rl *configs.Rlimit
-	for _, r := range p.Rlimits {
-		if r.Type == "RLIMIT_AS" {
-			rl = &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: r.Soft, Hard: r.Hard}
-		}
-	}
-	return rl
 }

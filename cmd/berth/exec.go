@@ -75,7 +75,13 @@ func execProcess(c *cli.Context) (int, error) {
 	case status == libcontainer.Paused && !c.Bool("ignore-paused"):
 		return -1, fmt.Errorf("container %s is paused (use --ignore-paused to exec anyway)", ct.ID())
 	}
-	p, err := execSpec(c, ct)
+	spec, err := execSpec(c, ct)
+	if err != nil {
+		return -1, err
+	}
+	// Its RLIMIT_AS, if any, is held back from libcontainer and set once
+	// the process has exec'd its program, as for a container's init.
+	proc, err := newUserProcess(spec)
 	if err != nil {
 		return -1, err
 	}
@@ -92,7 +98,7 @@ func execProcess(c *cli.Context) (int, error) {
 		preserveFDs:    c.Int("preserve-fds"),
 		subCgroupPaths: cgPaths,
 	}
-	return r.run(p)
+	return r.run(proc)
 }
 
 // execSpec is the process to exec: process.json as given, or the

@@ -47,9 +47,33 @@ type runner struct {
 
 func (r *runner) ownsContainer() bool { return r.action != actExec }
 
-// run starts spec in the container and returns the exit code berth should
+// userProcess is the process a runner starts: the spec's, converted for
+// libcontainer, with its RLIMIT_AS held back from libcontainer (see
+// compat.DeferAddressSpaceLimit) in addressSpace, for berth to set once the
+// process has exec'd its program.
+type userProcess struct {
+	*libcontainer.Process
+	spec         *specs.Process
+	addressSpace *configs.Rlimit
+}
+
+// newUserProcess converts spec and works out, once, the RLIMIT_AS to hold
+// back: create passes it on to `start`, run and exec set it themselves.
+func newUserProcess(spec *specs.Process) (*userProcess, error) {
+	p, err := newProcess(spec)
+	if err != nil {
+		return nil, err
+	}
+	as, err := compat.DeferAddressSpaceLimit(p.Rlimits)
+	if err != nil {
+		return nil, err
+	}
+	return &userProcess{Process: p, spec: spec, addressSpace: as}, nil
+}
+
+// run starts up in the container and returns the exit code berth should
 // exit with.
-func (r *runner) run(spec *specs.Process) (code int, retErr error) {
+func (r *runner) run(up *userProcess) (code int, retErr error) {
 	detach := r.detach || r.action == actCreate
 	defer func() {
 		if retErr != nil && r.ownsContainer() {
@@ -66,16 +90,13 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 		return -1, err
 	}
 	opts := stdio.Options{
-		Terminal: spec.Terminal, Detach: detach, ConsoleSocket: r.consoleSocket,
+		Terminal: up.spec.Terminal, Detach: detach, ConsoleSocket: r.consoleSocket,
 		RootUID: rootUID, RootGID: rootGID,
 	}
 	if err := opts.CheckTerminal(); err != nil {
 		return -1, err
 	}
-	p, err := newProcess(spec)
-	if err != nil {
-		return -1, err
-	}
+	p := up.Process
 	p.Init = r.ownsContainer()
 	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
 	p.SubCgroupPaths = r.subCgroupPaths
@@ -95,7 +116,7 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	}
 	defer pio.Close()
 
-	if err := r.startProcess(p); err != nil {
+	if err := r.startProcess(up); err != nil {
 		return -1, err
 	}
 	crashpoint.Hit("create.started")
@@ -118,7 +139,8 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	}
 	if detach {
 		if r.action != actCreate {
-			lifecycle.WaitExecuted(pid, 2*time.Second)
+			// Best effort: the pid is reported either way.
+			_ = lifecycle.WaitExecuted(pid, 2*time.Second, lifecycle.ExitEndsWait)
 		}
 		if r.notify != nil {
 			if err := r.notify.Relay(pid, pid); err != nil {
@@ -145,49 +167,45 @@ func (r *runner) run(spec *specs.Process) (code int, retErr error) {
 	return code, nil
 }
 
-// startProcess starts p: for create, up to the init waiting for `start`;
-// for run and exec, through to the user's program. A container's RLIMIT_AS
-// is applied only once the init has exec'd the program (see
-// compat.DeferAddressSpaceLimit), so a `run` with that limit is split into
-// start, exec, limit.
-func (r *runner) startProcess(p *libcontainer.Process) error {
-	var lateAS *configs.Rlimit
-	if r.ownsContainer() {
-		var err error
-		if lateAS, err = compat.DeferAddressSpaceLimit(p.Rlimits); err != nil {
-			return err
-		}
+// startProcess starts up: for create, up to the init waiting for `start`;
+// for run and exec, through to the user's program. An exec'd process gets
+// its held-back RLIMIT_AS here; a container's init gets it in afterStart,
+// after any startContainer hooks, which run in the init before the exec.
+func (r *runner) startProcess(up *userProcess) error {
+	if r.action == actCreate {
+		return r.container.Start(up.Process)
 	}
-	if lateAS == nil && r.action != actCreate {
-		return r.container.Run(p)
-	}
-	if err := r.container.Start(p); err != nil {
+	if err := r.container.Run(up.Process); err != nil {
 		return err
 	}
-	if r.action != actRun {
-		return nil // create: `start` applies the limit
+	if r.action != actExec {
+		return nil
 	}
-	err := r.container.Exec()
+	pid, err := up.Pid()
 	if err == nil {
-		var pid int
-		if pid, err = p.Pid(); err == nil {
-			err = applyLateAddressSpaceLimit(pid, lateAS)
-		}
+		err = setAddressSpaceLimit(pid, up.addressSpace)
 	}
 	if err != nil {
-		r.terminate(p)
-		return err
+		// The program must not go on without its limit.
+		r.terminate(up.Process)
+		return fmt.Errorf("exec %s: %w", r.container.ID(), err)
 	}
 	return nil
 }
 
-// applyLateAddressSpaceLimit waits for the init to exec the user's program,
-// then sets the RLIMIT_AS held back from it.
-func applyLateAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
+// setAddressSpaceLimit sets a RLIMIT_AS held back from libcontainer
+// (compat.DeferAddressSpaceLimit) once the process pid has exec'd its
+// program: any earlier, it would bind libcontainer's init too, whose own
+// allocations fail under a low limit. A process gone before it exec'd
+// needs no limit; one still in the init when the wait ends gets an error,
+// as it can neither take the limit nor be left without it.
+func setAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
 	if rl == nil {
 		return nil
 	}
-	lifecycle.WaitExecuted(pid, 2*time.Second)
+	if err := lifecycle.WaitExecuted(pid, execWaitLimit, lifecycle.ExitEndsWait); err != nil {
+		return fmt.Errorf("RLIMIT_AS not set: %w", err)
+	}
 	return compat.ApplyAddressSpaceLimit(pid, rl)
 }
 
@@ -226,25 +244,47 @@ func listenFDs() int {
 	return n
 }
 
-// execWaitLimit bounds the wait for the init to exec the user's program
-// before the poststart hooks run, when no startContainer hooks stand in
-// between: only closing fds and execve are left then.
+// execWaitLimit bounds the wait for an init to exec the user's program
+// when only libcontainer's last steps (seccomp, closing fds, execve), and no
+// startContainer hooks, stand in between: before the poststart hooks run,
+// and before a held-back RLIMIT_AS is set.
 const execWaitLimit = 10 * time.Second
 
 // afterStart finishes the start of a container's user process (lifecycle
-// steps 7-9): startContainer hooks have run inside the init, and once the
-// program runs, the poststart hooks run. libcontainer's Exec returns when
-// the init has passed the exec fifo, a moment before it execs the program,
-// so without the wait a poststart hook would often run first.
+// steps 7-9): startContainer hooks have run inside the init, the program's
+// held-back RLIMIT_AS is set once it runs, and then the poststart hooks
+// run. libcontainer's Exec returns when the init has passed the exec fifo,
+// a moment before it execs the program, so without the wait a poststart
+// hook would often run first.
 func afterStart(c *libcontainer.Container, pid int, hooks lifecycle.Deferred) error {
 	if timeout, ok := lifecycle.StartContainerTimeout(c.Config()); ok {
-		if err := lifecycle.WaitUserProcess(pid, timeout); err != nil {
+		if err := waitStartContainerHooks(pid, timeout); err != nil {
 			return err
 		}
 	} else if len(hooks.Poststart) > 0 {
-		lifecycle.WaitExecuted(pid, execWaitLimit)
+		// Bounded: the hooks run even if the exec has not been seen.
+		_ = lifecycle.WaitExecuted(pid, execWaitLimit, lifecycle.ExitEndsWait)
+	}
+	if err := setAddressSpaceLimit(pid, hooks.AddressSpace); err != nil {
+		return err
 	}
 	return lifecycle.RunPoststart(c, hooks)
+}
+
+// waitStartContainerHooks waits for the startContainer hooks, which run
+// inside the init after `start` has released it: if one fails, the init
+// exits instead of exec'ing the user's program, which the spec makes an
+// error of `start` (lifecycle step 7). Hooks still running after their
+// timeouts are no longer waited for.
+func waitStartContainerHooks(pid int, timeout time.Duration) error {
+	err := lifecycle.WaitExecuted(pid, timeout, lifecycle.ExitIsError)
+	switch {
+	case errors.Is(err, lifecycle.ErrExitedBeforeExec):
+		return errors.New("startContainer hook failed: the container's init exited before running the process")
+	case errors.Is(err, lifecycle.ErrStillInit):
+		logrus.Warnf("startContainer hooks still running after %s; not waiting for them", timeout)
+	}
+	return nil
 }
 
 func (r *runner) destroy() {

@@ -61,9 +61,7 @@ func start(ct *libcontainer.Container, root string) error {
 	if err := ct.Exec(); err != nil {
 		return fmt.Errorf("start %s: %w", ct.ID(), err)
 	}
-	if err := applyLateAddressSpaceLimit(st.InitProcessPid, hooks.AddressSpace); err != nil {
-		return fmt.Errorf("start %s: %w", ct.ID(), err)
-	}
+	// afterStart also sets the RLIMIT_AS that create held back.
 	if err := afterStart(ct, st.InitProcessPid, hooks); err != nil {
 		// The spec's lifecycle goes on at "destroy" (step 12), which runs
 		// the poststop hooks.

@@ -8,7 +8,8 @@ import (
 )
 
 // DeferAddressSpaceLimit takes RLIMIT_AS out of the limits libcontainer
-// applies to a container's init, and returns the limit to apply with
+// applies to a process's init (a container's, or that of a process `exec`
+// starts in one), and returns the limit to apply with
 // ApplyAddressSpaceLimit once the init has exec'd the user's program (nil
 // when limits has none).
 //
@@ -24,6 +25,10 @@ import (
 // allocations it makes after that. The limit is meant for the program; so
 // berth applies it right after the execve, which leaves the program a
 // window of well under a millisecond, typically, before the limit holds.
+// The init of an exec'd process has less left to do once libcontainer has
+// set the limits (seccomp, credentials, closing descriptors), but its Go
+// runtime may still need a new mapping then, e.g. a thread when a system
+// call blocks on a loaded machine, so its limit is held back alike.
 //
 // Each RLIMIT_AS entry is replaced, not removed, by the limit the init
 // already has (it inherits berth's own), so the entry is a no-op: a process
@@ -47,9 +52,7 @@ func DeferAddressSpaceLimit(limits []configs.Rlimit) (*configs.Rlimit, error) {
 }
 
 // AddressSpaceLimit returns the RLIMIT_AS of limits, nil if there is none;
-// the last entry wins, as when libcontainer applies them in order. `start`
-// finds the one DeferAddressSpaceLimit held back in the container's
-// configuration, which keeps the original list.
+// the last entry wins, as when libcontainer applies them in order.
 func AddressSpaceLimit(limits []configs.Rlimit) *configs.Rlimit {
 	var late *configs.Rlimit
 	for _, rl := range limits {
@@ -61,9 +64,9 @@ func AddressSpaceLimit(limits []configs.Rlimit) *configs.Rlimit {
 	return late
 }
 
-// ApplyAddressSpaceLimit sets a held-back RLIMIT_AS on pid, the container's
-// init that has just exec'd the user's program. A program that has already
-// exited is no error.
+// ApplyAddressSpaceLimit sets a held-back RLIMIT_AS on pid, an init that
+// has just exec'd the user's program. A program that has already exited is
+// no error: it needs no limit.
 func ApplyAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
 	if rl == nil {
 		return nil

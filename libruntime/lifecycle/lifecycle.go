@@ -47,8 +47,9 @@ const deferredHooksFile = "berth-hooks.json"
 type Deferred struct {
 	Poststart []configs.CommandHook `json:"poststart,omitempty"`
 	Poststop  []configs.CommandHook `json:"poststop,omitempty"`
-	// AddressSpace is the process's RLIMIT_AS, which `start` sets once the
-	// init has exec'd the program (compat.DeferAddressSpaceLimit).
+	// AddressSpace is the init's RLIMIT_AS, held back from libcontainer
+	// (compat.DeferAddressSpaceLimit), which `start` (or `run`) sets once
+	// the init has exec'd the program.
 	AddressSpace *configs.Rlimit `json:"addressSpace,omitempty"`
 }
 
@@ -168,48 +169,64 @@ func Destroy(c *libcontainer.Container, d Deferred) error {
 // init until it execs the user's program.
 const initComm = "runc:[2:INIT]"
 
-// WaitUserProcess is used after `start` when the container has
-// startContainer hooks: those run inside the init after `start` has been
-// released, and if one fails the init exits instead of exec'ing the user's
-// program. It returns nil once the init has exec'd the program, and an error
-// if it died first.
-func WaitUserProcess(pid int, hookTimeout time.Duration) error {
-	deadline := time.Now().Add(hookTimeout)
-	for delay := 100 * time.Microsecond; ; delay = min(2*delay, 10*time.Millisecond) {
-		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if err != nil || !process.Alive(pid) {
-			return errors.New("startContainer hook failed: the container's init exited before running the process")
-		}
-		if strings.TrimSpace(string(comm)) != initComm {
-			return nil
-		}
-		if hookTimeout > 0 && time.Now().After(deadline) {
-			logrus.Warnf("startContainer hooks still running after %s; not waiting for them", hookTimeout)
-			return nil
-		}
-		time.Sleep(delay)
-	}
-}
+// ErrExitedBeforeExec is WaitExecuted's answer, under ExitIsError, for a
+// process that was gone before it had exec'd its program.
+var ErrExitedBeforeExec = errors.New("exited before it exec'd its program")
 
-// WaitExecuted waits, for at most limit, until the process pid has left
-// libcontainer's init code and exec'd its program, or has exited. `run -d`
-// and `exec -d` use it so that, when they return, the pid they report
-// names the user's program (its comm, exe and cmdline), as a caller that
-// inspects /proc/PID at once expects. The init closes its sync pipe just
-// before execve, so libcontainer's Start can return a moment earlier.
-func WaitExecuted(pid int, limit time.Duration) {
+// ErrStillInit is WaitExecuted's answer for a process that was still in
+// libcontainer's init code when the wait's limit ran out.
+var ErrStillInit = errors.New("still in the runtime's init")
+
+// ExitBeforeExec tells WaitExecuted what a process that is gone before it
+// exec'd its program means to the caller.
+type ExitBeforeExec bool
+
+const (
+	// ExitEndsWait: the wait is over. The program may well have run and
+	// exited already (a short-lived program is gone before the first
+	// look), and the caller only needs to know it is no longer in the init.
+	ExitEndsWait ExitBeforeExec = false
+	// ExitIsError: the init died in libcontainer's code, as it does when a
+	// startContainer hook fails after `start` has been released.
+	ExitIsError ExitBeforeExec = true
+)
+
+// WaitExecuted waits until the process pid has left libcontainer's init
+// code and exec'd its program, for at most limit (zero: no limit). It
+// returns ErrStillInit if the limit ran out first and, under ExitIsError,
+// ErrExitedBeforeExec if the process was gone first.
+//
+// libcontainer returns a moment before the exec: the init closes its sync
+// pipe (or passes the exec fifo) just before execve, and startContainer
+// hooks still run in between. Callers wait for the program before they
+// report its pid (whose comm, exe and cmdline a caller inspecting /proc/PID
+// at once expects to be the program's), run the poststart hooks, or set a
+// limit the init itself must not have. The poll starts at 50 µs, as the
+// exec usually follows within a millisecond, and doubles up to 5 ms, which
+// keeps a long wait (hooks) cheap.
+func WaitExecuted(pid int, limit time.Duration, onExit ExitBeforeExec) error {
 	deadline := time.Now().Add(limit)
-	for delay := 50 * time.Microsecond; time.Now().Before(deadline); delay = min(2*delay, 5*time.Millisecond) {
+	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
 		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if err != nil || strings.TrimSpace(string(comm)) != initComm || !process.Alive(pid) {
-			return
+		if err == nil && strings.TrimSpace(string(comm)) != initComm {
+			return nil // exec'd; perhaps exited since, a zombie keeps its comm
+		}
+		if err != nil || !process.Alive(pid) {
+			if onExit == ExitIsError {
+				return fmt.Errorf("process %d: %w", pid, ErrExitedBeforeExec)
+			}
+			return nil
+		}
+		if limit > 0 && time.Now().After(deadline) {
+			return fmt.Errorf("process %d: %w after %s", pid, ErrStillInit, limit)
 		}
 		time.Sleep(delay)
 	}
 }
 
-// StartContainerTimeout is how long WaitUserProcess should wait: the sum of
-// the hooks' own timeouts, or zero (no limit) if any hook has none.
+// StartContainerTimeout is how long to wait (WaitExecuted) for the
+// container's startContainer hooks: the sum of the hooks' own timeouts, or
+// zero (no limit) if any hook has none. ok is false without such hooks.
 func StartContainerTimeout(cfg configs.Config) (time.Duration, bool) {
 	list := cfg.Hooks[configs.StartContainer]
 	if len(list) == 0 {
