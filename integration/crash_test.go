@@ -8,13 +8,10 @@ package integration
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -115,10 +112,6 @@ var crashPoints = []crashPoint{
 // into dir (side by side: berth finds berth-net beside itself).
 func buildCrashBinaries(t *testing.T, dir string) {
 	t.Helper()
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-	}
 	module, err := filepath.Abs("..") // go test runs in the package's directory
 	if err != nil {
 		t.Fatal(err)
@@ -126,8 +119,8 @@ func buildCrashBinaries(t *testing.T, dir string) {
 	if _, err := os.Stat(filepath.Join(module, "cmd", "berth")); err != nil {
 		t.Fatalf("building the crash binaries: expected the module root at %s: %v", module, err)
 	}
-	r := runCmd(t, runOpts{dir: module, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=1"}},
-		goBin, "build", "-trimpath", "-buildvcs=false", "-tags", "crashpoints seccomp urfave_cli_no_docs", "-o", dir+"/", "./cmd/berth", "./cmd/berth-net")
+	r := goBuild(t, runOpts{dir: module, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=1"}},
+		"-trimpath", "-buildvcs=false", "-tags", "crashpoints seccomp urfave_cli_no_docs", "-o", dir+"/", "./cmd/berth", "./cmd/berth-net")
 	if r.code != 0 {
 		t.Fatalf("building berth and berth-net with -tags crashpoints: %s", r)
 	}
@@ -312,27 +305,11 @@ func addHookEnv(hooks []specs.Hook, kv ...string) {
 	}
 }
 
-// trackID makes the test's cleanup delete container id in the test host
-// and check that nothing of it is left, as newID does for a new id.
-func (h *netHost) trackID(id string) {
-	h.t.Cleanup(func() {
-		if r := h.berth("delete", "-f", id); r.code != 0 {
-			h.t.Errorf("cleanup: delete -f %s: %s", id, r)
-		}
-		assertNoLeftovers(h.t, h.root, id)
-	})
-}
-
 // leasedAddr is the address container id holds or held on network
 // netName, from its record or its lease ("" if it never got one).
 func leasedAddr(h *netHost, netName, id string) string {
-	var rec struct {
-		Addr string `json:"addr"`
-	}
-	if data, err := os.ReadFile(filepath.Join(h.netRoot, "containers", id+".json")); err == nil {
-		if json.Unmarshal(data, &rec) == nil && rec.Addr != "" {
-			return rec.Addr
-		}
+	if addr := h.recordAddr(id); addr != "" {
+		return addr
 	}
 	data, _ := os.ReadFile(filepath.Join(h.netRoot, "ipam", netName, "owners", id))
 	return strings.TrimSpace(string(data))

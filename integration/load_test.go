@@ -8,7 +8,6 @@ package integration
 import (
 	"encoding/json"
 	"fmt"
-	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -104,8 +103,7 @@ func (f *bundleFactory) make(hostPort int, tok string) (string, error) {
 // berthLong runs berth in the test host like h.berth, with the load
 // tests' longer timeout; safe from any goroutine.
 func (h *netHost) berthLong(a ...string) result {
-	return runCmd(h.t, runOpts{env: h.environ, timeout: loadCmdTimeout}, "nsenter",
-		append([]string{"--net=" + h.nsPath(), h.bin, "--root", h.root}, a...)...)
+	return h.berthOpts(runOpts{timeout: loadCmdTimeout}, a...)
 }
 
 // parallel runs f(0..n-1) on at most width goroutines and waits for all.
@@ -123,30 +121,6 @@ func parallel(n, width int, f func(i int)) {
 	wg.Wait()
 }
 
-// assertNothingOnNetwork checks, after all of ids were deleted, that the
-// test host has no container veth, no per-container firewall rule, and
-// that BERTH_NET_ROOT holds no record, lease or port reservation.
-func (h *netHost) assertNothingOnNetwork(what, netName string, ids []string) {
-	h.t.Helper()
-	if v := h.vethsOnHost(); len(v) != 0 {
-		h.t.Errorf("%s: expected no container veth in the test host, got %d: %v", what, len(v), v)
-	}
-	if in := h.inspect(netName); len(in.Containers) != 0 {
-		h.t.Errorf("%s: expected no container on network %s, inspect lists %d", what, netName, len(in.Containers))
-	}
-	if rules := h.rules(); strings.Contains(rules, "berth:bt-") {
-		h.t.Errorf("%s: expected no per-container firewall rule (tag berth:bt-...), got:\n%s", what, rules)
-	}
-	for _, dir := range []string{"containers", filepath.Join("ipam", netName, "leases"), filepath.Join("ipam", netName, "owners"), filepath.Join("ports", "owners")} {
-		if ents, err := os.ReadDir(filepath.Join(h.netRoot, dir)); err == nil && len(ents) > 0 {
-			h.t.Errorf("%s: expected %s under BERTH_NET_ROOT to be empty, it has %d entries", what, dir, len(ents))
-		}
-	}
-	for _, id := range ids {
-		assertNoLeftovers(h.t, h.root, id)
-	}
-}
-
 // TestLoadParallel100 runs 100 bridge containers at once, each publishing
 // its own port: they get 100 distinct addresses, each answers through its
 // port from the other host, and deleting them all at once leaves nothing.
@@ -156,7 +130,6 @@ func TestLoadParallel100(t *testing.T) {
 	h := newNetHost(t)
 	netName := "ld" + h.sfx[:4]
 	net := h.createNetwork(netName) // the default backend
-	subnet := netip.MustParsePrefix(net.Subnet)
 	f := h.bundleFactory(netName, loadServer)
 
 	ids, toks, bundles, errs := make([]string, n), make([]string, n), make([]string, n), make([]error, n)
@@ -188,21 +161,7 @@ func TestLoadParallel100(t *testing.T) {
 		t.FailNow()
 	}
 
-	in := h.inspect(netName)
-	seen := map[string]string{}
-	for _, c := range in.Containers {
-		a, err := netip.ParseAddr(c.Address)
-		if err != nil || !subnet.Contains(a) || c.Address == net.Gateway {
-			t.Errorf("container %s: expected a host address of %s, got %q", c.ID, net.Subnet, c.Address)
-		}
-		if other, dup := seen[c.Address]; dup {
-			t.Errorf("containers %s and %s both got address %s", other, c.ID, c.Address)
-		}
-		seen[c.Address] = c.ID
-	}
-	if len(in.Containers) != n || len(seen) != n {
-		t.Errorf("inspect: expected %d containers with distinct addresses, got %d containers, %d addresses", n, len(in.Containers), len(seen))
-	}
+	h.assertDistinctAddresses(net, n)
 
 	// Each container through its own port, from the other host: a real TCP
 	// exchange that only the right container can answer (its token).
@@ -266,18 +225,14 @@ func TestLoadChurn(t *testing.T) {
 			// The port must lead to this incarnation at once; one TCP
 			// exchange per round, and the address it got.
 			wantTCP(t, h.otherSide(), hostAddr, 31000+w, tok, what)
-			rec, _ := os.ReadFile(filepath.Join(h.netRoot, "containers", ids[w]+".json"))
+			addr := h.recordAddr(ids[w])
 			if r := h.berthLong("delete", "-f", ids[w]); r.code != 0 {
 				t.Errorf("%s: delete -f: %s", what, r)
 				return
 			}
-			var st struct {
-				Addr string `json:"addr"`
-			}
-			_ = json.Unmarshal(rec, &st)
 			mu.Lock()
 			cycles = append(cycles, time.Since(start))
-			addrs[st.Addr] = true
+			addrs[addr] = true
 			mu.Unlock()
 		}
 	})

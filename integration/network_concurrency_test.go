@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -66,7 +65,6 @@ func testConcurrent(t *testing.T, fw string) {
 	h := newNetHost(t)
 	netName := "cc" + h.sfx[:4]
 	n := h.createNetwork(netName, "--firewall", fw)
-	subnet := netip.MustParsePrefix(n.Subnet)
 	timings := h.mkdir("timings")
 	spec := func(i int) []string {
 		return []string{"--network", "bridge:" + netName,
@@ -103,7 +101,7 @@ func testConcurrent(t *testing.T, fw string) {
 		go func() {
 			defer wg.Done()
 			start := time.Now()
-			j.res = runCmd(t, runOpts{env: h.environ}, "nsenter", "--net="+h.nsPath(), h.bin, "--root", h.root, "run", "-d", "-b", j.bundle, j.id)
+			j.res = h.berth("run", "-d", "-b", j.bundle, j.id)
 			j.took = time.Since(start)
 		}()
 	}
@@ -120,29 +118,11 @@ func testConcurrent(t *testing.T, fw string) {
 		t.FailNow()
 	}
 
-	in := h.inspect(netName)
-	seen := map[string]string{}
-	for _, c := range in.Containers {
-		a, err := netip.ParseAddr(c.Address)
-		if err != nil || !subnet.Contains(a) || c.Address == n.Gateway {
-			t.Errorf("container %s: expected a host address of %s, got %q", c.ID, n.Subnet, c.Address)
-		}
-		if other, dup := seen[c.Address]; dup {
-			t.Errorf("containers %s and %s both got address %s", other, c.ID, c.Address)
-		}
-		seen[c.Address] = c.ID
-	}
-	if len(in.Containers) != concurrentContainers+1 || len(seen) != concurrentContainers+1 {
-		t.Errorf("inspect: expected %d containers with distinct addresses, got %d containers, %d addresses", concurrentContainers+1, len(in.Containers), len(seen))
-	}
+	addrOf := h.assertDistinctAddresses(n, concurrentContainers+1)
 	if v := h.vethsOnHost(); len(v) != concurrentContainers+1 {
 		t.Errorf("expected %d container veths in the test host, got %d", concurrentContainers+1, len(v))
 	}
 	// Spot check that the last ones wired up have their address on eth0.
-	addrOf := map[string]string{}
-	for a, id := range seen {
-		addrOf[id] = a
-	}
 	for _, j := range jobs[len(jobs)-3:] {
 		out := h.mustExec(j.id, "ip", "-o", "-4", "addr", "show", "dev", "eth0").stdout
 		if addrOf[j.id] == "" || !strings.Contains(out, "inet "+addrOf[j.id]+"/") {
@@ -180,7 +160,7 @@ func testConcurrent(t *testing.T, fw string) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = runCmd(t, runOpts{env: h.environ}, "nsenter", "--net="+h.nsPath(), h.bin, "--root", h.root, "delete", "-f", id)
+			results[i] = h.berth("delete", "-f", id)
 		}()
 	}
 	wg.Wait()
@@ -190,23 +170,5 @@ func testConcurrent(t *testing.T, fw string) {
 			t.Errorf("delete -f %s at once with the others: %s", all[i], r)
 		}
 	}
-	if v := h.vethsOnHost(); len(v) != 0 {
-		t.Errorf("after deleting all: expected no container veth in the test host, got %d: %v", len(v), v)
-	}
-	if in := h.inspect(netName); len(in.Containers) != 0 {
-		t.Errorf("after deleting all: expected no container attached, got %d", len(in.Containers))
-	}
-	for _, id := range all {
-		if m := h.netRootMentions(id); len(m) > 0 {
-			t.Errorf("after deleting all: leftover state of %s: %v", id, m)
-		}
-	}
-	if rules := h.rules(); strings.Contains(rules, "berth:bt-") {
-		t.Errorf("after deleting all: expected no per-container firewall rule (tag berth:bt-...), got:\n%s", rules)
-	}
-	for _, dir := range []string{filepath.Join(h.netRoot, "ipam", netName, "leases"), filepath.Join(h.netRoot, "ports", "owners")} {
-		if ents, err := os.ReadDir(dir); err == nil && len(ents) > 0 {
-			t.Errorf("after deleting all: expected %s to be empty, it has %d entries", dir, len(ents))
-		}
-	}
+	h.assertNothingOnNetwork("after deleting all at once", netName, all)
 }

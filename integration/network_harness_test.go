@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -173,10 +174,20 @@ func (h *netHost) berth(a ...string) result {
 	return h.berthEnv(nil, a...)
 }
 
+// berthEnv is berth with extra added to its environment.
 func (h *netHost) berthEnv(extra []string, a ...string) result {
 	h.t.Helper()
+	return h.berthOpts(runOpts{env: extra}, a...)
+}
+
+// berthOpts is berth run with o (o.env added to the test's environment).
+// It only reports on h.t if the command cannot be set up, so that it can
+// run from the test's own goroutines.
+func (h *netHost) berthOpts(o runOpts, a ...string) result {
+	h.t.Helper()
+	o.env = append(append([]string{}, h.environ...), o.env...)
 	args := append([]string{"--net=" + h.nsPath(), h.bin, "--root", h.root}, a...)
-	return runCmd(h.t, runOpts{env: append(append([]string{}, h.environ...), extra...)}, "nsenter", args...)
+	return runCmd(h.t, o, "nsenter", args...)
 }
 
 func (h *netHost) mustBerth(a ...string) result {
@@ -369,14 +380,19 @@ func (h *netHost) rootfsWith(files map[string]string) string {
 // that nothing of it is left.
 func (h *netHost) newID() string {
 	id := randomID("bt-")
+	h.trackID(id)
+	return id
+}
+
+// trackID makes the test's cleanup delete container id in the test host
+// and check that nothing of it is left, as newID does for a new id.
+func (h *netHost) trackID(id string) {
 	h.t.Cleanup(func() {
-		r := h.berth("delete", "-f", id)
-		if r.code != 0 {
+		if r := h.berth("delete", "-f", id); r.code != 0 {
 			h.t.Errorf("cleanup: delete -f %s: %s", id, r)
 		}
 		assertNoLeftovers(h.t, h.root, id)
 	})
-	return id
 }
 
 // tryStart runs the container of bundle with `run -d` and returns its id
@@ -544,6 +560,46 @@ func wantUDP(t *testing.T, s netSide, addr string, port int, what string) string
 
 // ---- state and leftovers ---------------------------------------------------
 
+// assertDistinctAddresses checks that network n (as created) lists want
+// containers, each with a host address of n's subnet other than its
+// gateway, and no address twice. It returns their addresses by id.
+func (h *netHost) assertDistinctAddresses(n netInspection, want int) map[string]string {
+	h.t.Helper()
+	subnet, err := netip.ParsePrefix(n.Subnet)
+	if err != nil {
+		h.t.Fatalf("network %s: subnet %q: %v", n.Name, n.Subnet, err)
+	}
+	in := h.inspect(n.Name)
+	idOf, addrOf := map[string]string{}, map[string]string{}
+	for _, c := range in.Containers {
+		a, err := netip.ParseAddr(c.Address)
+		if err != nil || !subnet.Contains(a) || c.Address == n.Gateway {
+			h.t.Errorf("container %s: expected a host address of %s, got %q", c.ID, n.Subnet, c.Address)
+		}
+		if other, dup := idOf[c.Address]; dup {
+			h.t.Errorf("containers %s and %s both got address %s", other, c.ID, c.Address)
+		}
+		idOf[c.Address], addrOf[c.ID] = c.ID, c.Address
+	}
+	if len(in.Containers) != want || len(idOf) != want {
+		h.t.Errorf("inspect: expected %d containers with distinct addresses, got %d containers, %d addresses", want, len(in.Containers), len(idOf))
+	}
+	return addrOf
+}
+
+// recordAddr is the address in container id's berth-net record, or "" if
+// it has no record (or no address yet).
+func (h *netHost) recordAddr(id string) string {
+	var rec struct {
+		Addr string `json:"addr"`
+	}
+	data, err := os.ReadFile(filepath.Join(h.netRoot, "containers", id+".json"))
+	if err != nil || json.Unmarshal(data, &rec) != nil {
+		return ""
+	}
+	return rec.Addr
+}
+
 // hostVethOf is the name berth-net gives the host end of id's veth pair.
 func hostVethOf(id string) string {
 	sum := sha256.Sum256([]byte(id))
@@ -629,6 +685,35 @@ func (h *netHost) assertNoNetLeftovers(what, id, addr string, ports ...int) {
 		if regexp.MustCompile(`dport ` + strconv.Itoa(p) + `\b`).MatchString(rules) {
 			h.t.Errorf("%s: leftover firewall rules for host port %d of %s:\n%s", what, p, id, rules)
 		}
+	}
+}
+
+// assertNothingOnNetwork checks, after all of ids were deleted, that the
+// test host has no container veth and no per-container firewall rule, that
+// network netName lists no container, that BERTH_NET_ROOT holds no record,
+// lease or port reservation, nor any file mentioning one of ids, and that
+// the runtime kept nothing of them.
+func (h *netHost) assertNothingOnNetwork(what, netName string, ids []string) {
+	h.t.Helper()
+	if v := h.vethsOnHost(); len(v) != 0 {
+		h.t.Errorf("%s: expected no container veth in the test host, got %d: %v", what, len(v), v)
+	}
+	if in := h.inspect(netName); len(in.Containers) != 0 {
+		h.t.Errorf("%s: expected no container on network %s, inspect lists %d", what, netName, len(in.Containers))
+	}
+	if rules := h.rules(); strings.Contains(rules, "berth:bt-") {
+		h.t.Errorf("%s: expected no per-container firewall rule (tag berth:bt-...), got:\n%s", what, rules)
+	}
+	for _, dir := range []string{"containers", filepath.Join("ipam", netName, "leases"), filepath.Join("ipam", netName, "owners"), filepath.Join("ports", "owners")} {
+		if ents, err := os.ReadDir(filepath.Join(h.netRoot, dir)); err == nil && len(ents) > 0 {
+			h.t.Errorf("%s: expected %s under BERTH_NET_ROOT to be empty, it has %d entries", what, dir, len(ents))
+		}
+	}
+	for _, id := range ids {
+		if m := h.netRootMentions(id); len(m) > 0 {
+			h.t.Errorf("%s: leftover state of %s under BERTH_NET_ROOT: %v", what, id, m)
+		}
+		assertNoLeftovers(h.t, h.root, id)
 	}
 }
 
@@ -790,10 +875,6 @@ func (h *netHost) helper() string {
 		return h.helperPath // handed over by withT
 	}
 	h.helperOnce.Do(func() {
-		goBin, err := exec.LookPath("go")
-		if err != nil {
-			goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
-		}
 		dir := h.mkdir("helper")
 		for name, content := range map[string]string{"go.mod": "module bthelper\n\ngo 1.21\n", "main.go": helperSource} {
 			if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
@@ -806,9 +887,9 @@ func (h *netHost) helper() string {
 		if os.Getenv("GOCACHE") == "" && os.Getenv("HOME") == "" && os.Getenv("XDG_CACHE_HOME") == "" {
 			env = append(env, "GOCACHE="+filepath.Join(dir, "gocache")) // go needs one; slower, but removed with the test
 		}
-		r := runCmd(h.t, runOpts{dir: dir, timeout: 2 * time.Minute, env: env}, goBin, "build", "-trimpath", "-o", out, ".")
+		r := goBuild(h.t, runOpts{dir: dir, timeout: 2 * time.Minute, env: env}, "-trimpath", "-o", out, ".")
 		if r.code != 0 {
-			h.helperErr = fmt.Errorf("building the test helper with %s: %s", goBin, r)
+			h.helperErr = fmt.Errorf("building the test helper: %s", r)
 			return
 		}
 		h.helperPath = out
@@ -817,4 +898,15 @@ func (h *netHost) helper() string {
 		h.t.Fatalf("the network tests' helper: %v", h.helperErr)
 	}
 	return h.helperPath
+}
+
+// goBuild runs `go build args...` with o, using the Go toolchain on PATH,
+// or else the one that built the tests.
+func goBuild(t *testing.T, o runOpts, args ...string) result {
+	t.Helper()
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		goBin = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	return runCmd(t, o, goBin, append([]string{"build"}, args...)...)
 }

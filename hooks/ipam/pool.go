@@ -90,7 +90,7 @@ func Open(dir string, subnet netip.Prefix, gateway netip.Addr) (*Pool, error) {
 		return nil, err
 	}
 	defer unlock()
-	if err := statefile.RemoveDebris(p.tmpDir()); err != nil {
+	if err := statefile.ClearTempDir(p.tmpDir()); err != nil {
 		return nil, fmt.Errorf("ipam %s: clean up after a crash: %w", dir, err)
 	}
 	if err := p.checkSubnetFile(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
@@ -99,7 +100,7 @@ func (l Layout) removeNetworkLocked(name string) error {
 	if err := os.RemoveAll(l.ipamDir(name)); err != nil {
 		return fmt.Errorf("network %s: remove leases: %w", name, err)
 	}
-	return removeIfExists(l.networkFile(name))
+	return statefile.Remove(l.networkFile(name))
 }
 
 // Prune removes every network without containers and returns their names.
@@ -244,7 +245,7 @@ func (l Layout) GC() (*GCReport, error) {
 	// A record or definition whose writer died between writing it and
 	// renaming it into place: the half-made state of a crash, never read.
 	for _, dir := range []string{l.recordsDir(), l.networksDir()} {
-		removed, err := removeDebris(dir)
+		removed, err := statefile.RemoveDebris(dir)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("remove debris in %s: %w", dir, err))
 		}

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/portspec"
 )
 
@@ -92,7 +93,7 @@ func (l Layout) Records() ([]Record, error) {
 }
 
 func (l Layout) removeRecord(id string) error {
-	if err := removeIfExists(l.recordFile(id)); err != nil {
+	if err := statefile.Remove(l.recordFile(id)); err != nil {
 		return fmt.Errorf("remove record of %s: %w", id, err)
 	}
 	return nil

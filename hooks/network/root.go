@@ -2,17 +2,14 @@ package network
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // DefaultRoot holds all network state unless BERTH_NET_ROOT says otherwise.
@@ -112,92 +109,18 @@ func checkNetworkName(name string) error {
 	return nil
 }
 
-// writeFileAtomic replaces path with data, never leaving a torn file: a
-// crash leaves either the old content or the new. The new content is
-// written to a temporary file beside path, named after the writing
-// process (tempPrefix), then renamed over path; a crash between the two
-// leaves that file, which gc removes once its writer is dead.
-func writeFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, tempPrefix()+"*")
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(data) // no fsync: see statefile.WriteTemp
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		crashpoint.Hit("net.state.temp")
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return err
-	}
-	return nil
-}
-
-// processAlive reports whether pid names a process that still runs. A
-// zombie does not: a writer killed after its parent (berth, killed too)
-// waits as one until the host's init reaps it, which may take a while.
-func processAlive(pid int) bool {
-	if unix.Kill(pid, 0) == unix.ESRCH {
-		return false
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
-}
-
-// tempPrefix begins the names of writeFileAtomic's temporary files:
-// new-PID-. Neither records nor definitions end up read from such a name
-// (they end in .json), and the pid tells gc whether the writer is alive.
-func tempPrefix() string { return "new-" + strconv.Itoa(os.Getpid()) + "-" }
-
-// removeDebris removes the temporary files of writeFileAtomic in dir whose
-// writer no longer runs, and returns their paths. A file whose writer's
-// pid is in use again stays until a later gc: harmless, never wrong.
-func removeDebris(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	var removed []string
-	for _, e := range entries {
-		rest, ok := strings.CutPrefix(e.Name(), "new-")
-		if !ok {
-			continue
-		}
-		pidText, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || processAlive(pid) {
-			continue
-		}
-		p := filepath.Join(dir, e.Name())
-		if err := removeIfExists(p); err != nil {
-			return removed, err
-		}
-		removed = append(removed, p)
-	}
-	return removed, nil
-}
-
-// saveJSON writes v as indented JSON to path with writeFileAtomic; what
-// names the file in errors ("network bridge", "record of ID").
+// saveJSON replaces path with v as indented JSON, atomically: a crash
+// leaves either the old content or the new. The temporary file goes beside
+// path, in the directory gc sweeps with removeDebris. what names the file
+// in errors ("network bridge", "record of ID").
 func saveJSON(path, what string, v any) error {
+	dir := filepath.Dir(path)
 	data, err := json.MarshalIndent(v, "", "  ")
 	if err == nil {
-		err = writeFileAtomic(path, data)
+		err = os.MkdirAll(dir, 0o700)
+	}
+	if err == nil {
+		err = statefile.Replace(dir, path, string(data))
 	}
 	if err != nil {
 		return fmt.Errorf("save %s: %w", what, err)
@@ -214,13 +137,6 @@ func loadJSON(path, what string, v any) error {
 	}
 	if err := json.Unmarshal(data, v); err != nil {
 		return fmt.Errorf("%s: corrupt %s: %w", what, path, err)
-	}
-	return nil
-}
-
-func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return err
 	}
 	return nil
 }

@@ -4,39 +4,66 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"testing"
+
+	"github.com/berth-runtime/berth/hooks/internal/statefile"
 )
 
-// TestRemoveDebris checks that gc's sweep removes the temporary file of a
-// writer that died between writing and renaming it, and nothing else: not
-// a live writer's, not a record, not a file it does not recognise.
+// TestSaveJSON checks that a record is written whole into a directory
+// that does not exist yet, reads back, and leaves no temporary file.
+func TestSaveJSON(t *testing.T) {
+	l := Layout{Root: t.TempDir()}
+	want := &Record{ID: "ctr", Mode: "none"}
+	if err := l.saveRecord(want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := l.LoadRecord("ctr")
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("LoadRecord after saveRecord = %+v, %v; want %+v", got, err, want)
+	}
+	if entries, _ := os.ReadDir(l.recordsDir()); len(entries) != 1 {
+		t.Errorf("after saveRecord: expected only ctr.json in %s, got %v", l.recordsDir(), entries)
+	}
+}
+
+// TestRemoveDebris checks that gc's sweep of the records directory removes,
+// and reports, the temporary file of a writer that died between writing
+// and renaming it, and nothing else: not a live writer's, not a record.
 func TestRemoveDebris(t *testing.T) {
-	dir := t.TempDir()
+	l := Layout{Root: t.TempDir()}
+	if err := l.saveRecord(&Record{ID: "ctr", Mode: "none"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := l.recordsDir()
+	live, err := statefile.WriteTemp(dir, "{}")
+	if err != nil {
+		t.Fatal(err)
+	}
 	dead := exec.Command("true")
 	if err := dead.Run(); err != nil {
 		t.Fatal(err)
 	}
-	deadFile := "new-" + strconv.Itoa(dead.Process.Pid) + "-123"
-	keep := []string{"new-" + strconv.Itoa(os.Getpid()) + "-456", "ctr.json", "new-notapid", "new--1-x"}
-	for _, name := range append(keep, deadFile) {
-		if err := os.WriteFile(filepath.Join(dir, name), []byte("{}"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	deadFile := filepath.Join(dir, "new-"+strconv.Itoa(dead.Process.Pid)+"-123") // as statefile.WriteTemp names it
+	if err := os.WriteFile(deadFile, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
 	}
-	removed, err := removeDebris(dir)
+
+	removed, err := statefile.RemoveDebris(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(removed) != 1 || removed[0] != filepath.Join(dir, deadFile) {
+	if !slices.Equal(removed, []string{deadFile}) {
 		t.Errorf("removeDebris removed %v, want only %s (the writer %d is dead)", removed, deadFile, dead.Process.Pid)
 	}
-	for _, name := range keep {
-		if _, err := os.Stat(filepath.Join(dir, name)); err != nil {
-			t.Errorf("removeDebris removed %s, which is not a dead writer's: %v", name, err)
+	for _, p := range []string{live, l.recordFile("ctr")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("removeDebris removed %s, which is not a dead writer's: %v", p, err)
 		}
 	}
-	if got, err := removeDebris(filepath.Join(dir, "missing")); err != nil || len(got) != 0 {
+	if got, err := statefile.RemoveDebris(filepath.Join(dir, "missing")); err != nil || len(got) != 0 {
 		t.Errorf("removeDebris of a missing dir = %v, %v; want nothing, nil", got, err)
 	}
 }

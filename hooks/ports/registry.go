@@ -60,7 +60,7 @@ func Open(dir string) (*Registry, error) {
 		return nil, err
 	}
 	defer unlock()
-	if err := statefile.RemoveDebris(r.tmpDir()); err != nil {
+	if err := statefile.ClearTempDir(r.tmpDir()); err != nil {
 		return nil, fmt.Errorf("ports %s: clean up after a crash: %w", dir, err)
 	}
 	return r, nil

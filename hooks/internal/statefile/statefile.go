@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // MaxOwnerLength bounds owner ids. berth's own ids are at most 255 bytes
@@ -62,7 +65,9 @@ func Lock(path string, how int) (unlock func(), err error) {
 }
 
 // WriteTemp writes content to a new file in tmpDir, so that whatever name
-// it is given next already holds all of its content.
+// it is given next already holds all of its content. The file's name
+// carries the writer's pid (tempPrefix), so that RemoveDebris can tell a
+// crashed writer's file from one about to be renamed.
 //
 // Nothing here calls fsync. The state lives under /run: it describes
 // kernel objects (links, rules, leases of running containers) that a
@@ -72,9 +77,9 @@ func Lock(path string, how int) (unlock func(), err error) {
 // the page cache, not the disk. An fsync of a file and its directory per
 // write cost 5-15 ms a setup on an ext4 /run (bench/README.md).
 func WriteTemp(tmpDir, content string) (string, error) {
-	f, err := os.CreateTemp(tmpDir, "new-*")
+	f, err := os.CreateTemp(tmpDir, tempPrefix()+"*")
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("temporary file: %w", err)
 	}
 	_, err = f.WriteString(content)
 	if cerr := f.Close(); err == nil {
@@ -108,6 +113,10 @@ func Replace(tmpDir, path, content string) error {
 	if err != nil {
 		return err
 	}
+	// The crash matrix kills berth-net here: the first file a setup
+	// replaces is the container's record, so the crash leaves its
+	// temporary file in the records directory for gc to find.
+	crashpoint.Hit("net.state.temp")
 	if err := os.Rename(tmp, path); err != nil {
 		os.Remove(tmp)
 		return err
@@ -123,18 +132,103 @@ func Remove(path string) error {
 	return nil
 }
 
-// RemoveDebris empties tmpDir. Temporary files exist only while their
-// writer holds the lock, so any found by a lock holder were left by a
-// writer that crashed.
-func RemoveDebris(tmpDir string) error {
+// ClearTempDir empties tmpDir, a directory of temporary files only. The
+// caller holds the exclusive lock that every writer into tmpDir holds
+// while its temporary file exists, so whatever it finds, whoever wrote
+// it, was left by a writer that crashed.
+func ClearTempDir(tmpDir string) error {
 	entries, err := os.ReadDir(tmpDir)
 	if err != nil {
 		return err
 	}
 	for _, e := range entries {
-		if err := os.Remove(filepath.Join(tmpDir, e.Name())); err != nil && !errors.Is(err, os.ErrNotExist) {
+		if err := Remove(filepath.Join(tmpDir, e.Name())); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// RemoveDebris removes the temporary files in dir (WriteTemp's) whose
+// writer no longer runs, and returns their paths. It is for directories
+// whose writers the caller does not exclude, such as those where
+// temporary files are written beside the files they replace: a live
+// writer's file is about to be renamed, and removing it would fail that
+// write. Every other name is left alone, as is a dead writer's file whose
+// pid is in use again, until a later sweep: harmless, never wrong. A
+// missing dir holds no debris.
+func RemoveDebris(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var removed []string
+	for _, e := range entries {
+		pid, ok := tempWriter(e.Name())
+		if !ok || processAlive(pid) {
+			continue
+		}
+		p := filepath.Join(dir, e.Name())
+		if err := Remove(p); err != nil {
+			return removed, err
+		}
+		removed = append(removed, p)
+	}
+	return removed, nil
+}
+
+// tempPrefix begins the names of this process's temporary files: new-PID-,
+// to which os.CreateTemp appends a random decimal number. The pid tells
+// RemoveDebris whether the writer still runs.
+func tempPrefix() string { return "new-" + strconv.Itoa(os.Getpid()) + "-" }
+
+// tempWriter returns the pid of the writer of temporary file name, and
+// false if name is not shaped new-PID-DIGITS as tempPrefix and
+// os.CreateTemp make them. The shape is checked in full because temporary
+// files may share a directory with other files: the record of a container
+// with the id new-5-x is new-5-x.json, not pid 5's temporary file.
+func tempWriter(name string) (int, bool) {
+	rest, ok := strings.CutPrefix(name, "new-")
+	if !ok {
+		return 0, false
+	}
+	pidText, random, ok := strings.Cut(rest, "-")
+	if !ok || !isDigits(pidText) || !isDigits(random) {
+		return 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 {
+		return 0, false
+	}
+	return pid, true
+}
+
+func isDigits(s string) bool {
+	if s == "" {
+		return false
+	}
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// processAlive reports whether pid names a process that still runs. A
+// zombie does not: a writer killed after its parent (berth, killed too)
+// waits as one until the host's init reaps it, which may take a while.
+func processAlive(pid int) bool {
+	if unix.Kill(pid, 0) == unix.ESRCH {
+		return false
+	}
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return !errors.Is(err, os.ErrNotExist)
+	}
+	i := strings.LastIndexByte(string(data), ')')
+	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
 }
