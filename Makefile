@@ -30,9 +30,12 @@ build: $(BERTH) $(BERTH_NET)
 $(BERTH): $(shell find cmd/berth libruntime internal third_party -name '*.go' 2>/dev/null) go.mod go.sum
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth
 
-# berth-net needs no cgo: netlink and nftables are spoken from Go.
+# berth-net needs no cgo: netlink and nftables are spoken from Go. It runs
+# once per hook, so its start-up is on every container's path:
+# urfave_cli_no_docs leaves out the man-page renderer (blackfriday, 1 ms of
+# package init per start).
 $(BERTH_NET): $(shell find cmd/berth-net hooks libruntime/crashpoint internal -name '*.go' 2>/dev/null) go.mod go.sum
-	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags "$(LDFLAGS)" -o $@ ./cmd/berth-net
+	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o $@ ./cmd/berth-net
 
 bundles: build
 	$(MAKE) -C bundles BERTH=$(BERTH) OUT=$(BUNDLES)

@@ -1,6 +1,7 @@
 package firewall
 
 import (
+	"errors"
 	"net/netip"
 	"os/exec"
 	"regexp"
@@ -484,6 +485,80 @@ func TestUDPConntrackFlush(t *testing.T) {
 	})
 }
 
+// TestConntrackDeletion: both ways of deleting a port's UDP entries (the
+// kernel's filtered flush, and the dump that older kernels need) delete
+// that port's entries and keep the others'.
+func TestConntrackDeletion(t *testing.T) {
+	ways := []struct {
+		name   string
+		delete func(port uint16) error
+	}{
+		{"kernel filter", func(p uint16) error { return deleteConntrackByPort(unix.IPPROTO_UDP, p) }},
+		{"dump", func(p uint16) error { return dumpAndDeleteUDPConntrack([]uint16{p}) }},
+	}
+	for _, w := range ways {
+		t.Run(w.name, func(t *testing.T) {
+			requireLab(t)
+			l := newLab(t)
+			b, _ := New("nftables")
+			n := l.addNetwork("front", "br-front", "10.88.0.0/16", false)
+			l.do(t, "SetupNetwork", func() error { return b.SetupNetwork(n) })
+			exchange(l.other, "udp", "192.0.2.1:5353", 40000, 200*time.Millisecond)
+			exchange(l.other, "udp", "192.0.2.1:7777", 40001, 200*time.Millisecond)
+			if !l.hasUDPFlow(t, 5353) || !l.hasUDPFlow(t, 7777) {
+				t.Fatal("no conntrack entries for the test flows")
+			}
+			err := l.host.run(func() error { return w.delete(5353) })
+			if w.name == "kernel filter" && errors.Is(err, unix.EINVAL) {
+				t.Skipf("this kernel (%s) does not filter conntrack deletions: flushUDPConntrack uses the dump, tested beside", kernelRelease(t))
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if l.hasUDPFlow(t, 5353) {
+				t.Error("the entry of port 5353 is still there")
+			}
+			if !l.hasUDPFlow(t, 7777) {
+				t.Error("the entry of port 7777 was deleted too")
+			}
+			l.do(t, "TeardownNetwork", func() error { return b.TeardownNetwork(n) })
+			l.assertClean(t)
+		})
+	}
+}
+
+// TestConntrackHasEntries: the dump's shortcut reads the namespace's own
+// entry count: none in a namespace without traffic, some after a flow.
+func TestConntrackHasEntries(t *testing.T) {
+	requireLab(t)
+	quiet := newNS(t, "quiet")
+	var has bool
+	quiet.must(t, "count", func() error { has = conntrackHasEntries(); return nil })
+	if has {
+		t.Error("a namespace without traffic has conntrack entries")
+	}
+	l := newLab(t)
+	b, _ := New("nftables")
+	n := l.addNetwork("front", "br-front", "10.88.0.0/16", false)
+	l.do(t, "SetupNetwork", func() error { return b.SetupNetwork(n) })
+	exchange(l.other, "udp", "192.0.2.1:7777", 40002, 200*time.Millisecond)
+	l.host.must(t, "count", func() error { has = conntrackHasEntries(); return nil })
+	if !has || !l.hasUDPFlow(t, 7777) {
+		t.Errorf("after a UDP flow: conntrackHasEntries %v, flow listed %v", has, l.hasUDPFlow(t, 7777))
+	}
+	l.do(t, "TeardownNetwork", func() error { return b.TeardownNetwork(n) })
+	l.assertClean(t)
+}
+
+// kernelRelease is uname -r.
+func kernelRelease(t testing.TB) string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
 // hasUDPFlow says whether the host's conntrack table has a UDP entry whose
 // original destination port is port.
 func (l *lab) hasUDPFlow(t testing.TB, port uint16) bool {
@@ -528,4 +603,21 @@ func TestNFTablesPortConflict(t *testing.T) {
 	}
 	l.do(t, "TeardownNetwork", func() error { return b.TeardownNetwork(n) })
 	l.assertClean(t)
+}
+
+// TestNameCheckers: the hand-written name checks accept exactly what the
+// patterns they replace accept.
+func TestNameCheckers(t *testing.T) {
+	networkName := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
+	ifname := regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,15}$`)
+	names := []string{"", "a", "berth0", "front-end_1.x", "-x", ".x", "_x", "a b", "a/b", "a:b", "a@b", "@x",
+		"é", "x\x00", strings.Repeat("n", 15), strings.Repeat("n", 16), strings.Repeat("n", 64), strings.Repeat("n", 65)}
+	for _, n := range names {
+		if got, want := validNetworkName(n), networkName.MatchString(n); got != want {
+			t.Errorf("validNetworkName(%q) = %v, want %v", n, got, want)
+		}
+		if got, want := validIfname(n), ifname.MatchString(n); got != want {
+			t.Errorf("validIfname(%q) = %v, want %v", n, got, want)
+		}
+	}
 }

@@ -3,8 +3,10 @@
 package crashpoint
 
 import (
+	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // Enabled reports whether this build honours BERTH_CRASH_AT.
@@ -13,6 +15,9 @@ const Enabled = true
 // Hit kills the process with SIGKILL if BERTH_CRASH_AT names this step,
 // and first its parent if BERTH_CRASH_PARENT is 1.
 func Hit(name string) {
+	if os.Getenv(TraceEnvVar) == "1" {
+		trace(name)
+	}
 	if os.Getenv(EnvVar) != name {
 		return
 	}
@@ -23,4 +28,18 @@ func Hit(name string) {
 	}
 	_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 	select {} // SIGKILL cannot be caught; never go on past the step
+}
+
+// initTime and lastHit are the clock readings trace measures from.
+var initTime = time.Now()
+var lastHit = initTime
+
+// trace prints, on stderr, the time since the previous point and since the
+// package's init (which runs after the Go runtime has started): where a
+// hook's time goes, step by step, in a real run.
+func trace(name string) {
+	now := time.Now()
+	fmt.Fprintf(os.Stderr, "crashpoint %-28s +%7.3f ms  (%7.3f ms since init)\n",
+		name, float64(now.Sub(lastHit).Microseconds())/1000, float64(now.Sub(initTime).Microseconds())/1000)
+	lastHit = now
 }
