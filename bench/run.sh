@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # make bench: installs what berth is compared against (Debian's runc and
-# crun), then runs the lifecycle and network benchmarks, printing tables and
+# crun; GNU time, for the peak RSS of a command itself), then runs the lifecycle and network benchmarks, printing tables and
 # writing JSON into the directory given (default bench/out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-bench/out}
 mkdir -p "$out"
 need=()
-for p in runc crun containernetworking-plugins iperf3; do
+for p in runc crun containernetworking-plugins iperf3 time; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then

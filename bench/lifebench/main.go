@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/bench/internal/peakrss"
 )
 
 // A runtime is a runc-compatible binary and the state root it uses here.
@@ -118,7 +120,7 @@ func main() {
 			must(rt, "run", err)
 			add(keep, ms[0], rt.Name, ms1(d))
 
-			d1, rss, err := rt.cmd("create", "-b", trueBundle, id+"c")
+			d1, _, err := rt.cmd("create", "-b", trueBundle, id+"c")
 			must(rt, "create", err)
 			pid := rt.initPid(id + "c")
 			pfd, err := unix.PidfdOpen(pid, 0)
@@ -138,7 +140,6 @@ func main() {
 			add(keep, ms[3], rt.Name, ms1(d2))
 			add(keep, ms[4], rt.Name, ms1(d3))
 			add(keep, ms[5], rt.Name, ms1(d4))
-			add(keep, ms[7], rt.Name, float64(rss)/1024)
 
 			d, _, err = rt.cmd("exec", target, "true")
 			must(rt, "exec", err)
@@ -149,6 +150,20 @@ func main() {
 			fatalf("unshare: %v", err)
 		}
 		add(keep, floor, "floor", ms1(time.Since(t)))
+	}
+
+	// Peak RSS of create, each runtime's own (package peakrss: the Maxrss
+	// of a child of this Go program would count this program's memory).
+	// Separate rounds: running under GNU time adds a fork and an exec.
+	for round := range rssRounds {
+		for _, rt := range rts {
+			id := fmt.Sprintf("%srss%d", prefix, round)
+			rss, err := rt.createRSS(trueBundle, id)
+			must(rt, "create (peak RSS)", err)
+			_, _, err = rt.cmd("delete", "-f", id)
+			must(rt, "delete -f", err)
+			add(true, ms[7], rt.Name, float64(rss)/1024)
+		}
 	}
 
 	names := []string{}
@@ -247,7 +262,36 @@ func makeBundles(work, busybox string) (trueBundle, sleepBundle string) {
 	return trueBundle, sleepBundle
 }
 
-// cmd runs the runtime once and returns its wall time and peak RSS (KiB).
+// rssRounds is how many creates per runtime measure its peak RSS.
+const rssRounds = 10
+
+// createRSS creates container id under GNU time and returns the runtime's
+// own peak RSS (KiB).
+func (rt runtime) createRSS(bundle, id string) (int64, error) {
+	c := exec.Command(rt.Path, "--root", rt.Root, "create", "-b", bundle, id)
+	read, err := peakrss.Wrap(c)
+	if err != nil {
+		return 0, err
+	}
+	// A file, not a pipe: the container's init inherits it (see cmd).
+	errFile, err := os.CreateTemp(rt.Root, "stderr-")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(errFile.Name())
+	defer errFile.Close()
+	c.Stdout, c.Stderr = errFile, errFile
+	err = c.Run()
+	rss, rerr := read()
+	if err != nil {
+		msg, _ := os.ReadFile(errFile.Name())
+		return 0, fmt.Errorf("%s create %s: %v: %s", rt.Name, id, err, msg)
+	}
+	return rss, rerr
+}
+
+// cmd runs the runtime once and returns its wall time and the Maxrss wait4
+// reported (which includes this program's own memory: see createRSS).
 // Its stderr goes to a file, not a pipe: a detached container inherits the
 // runtime's stdio and would hold a pipe open for as long as it runs.
 func (rt runtime) cmd(args ...string) (time.Duration, int64, error) {

@@ -28,6 +28,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/bench/internal/peakrss"
 )
 
 // A hook connects stand-in containers and disconnects them again; each
@@ -43,9 +45,9 @@ type result struct {
 	Tool       string  `json:"tool"`
 	Attached   int     `json:"attached"` // containers already attached when the probe set up
 	Runs       int     `json:"runs"`
-	SetupMs    float64 `json:"setup_ms"`    // median
-	TeardownMs float64 `json:"teardown_ms"` // median
-	PeakRSSKiB int64   `json:"peak_rss_kib"`
+	SetupMs    float64 `json:"setup_ms"`     // median
+	TeardownMs float64 `json:"teardown_ms"`  // median
+	PeakRSSKiB int64   `json:"peak_rss_kib"` // the hook's own, the highest of rssRuns extra setups
 }
 
 func main() {
@@ -189,11 +191,10 @@ func (b *bench) probe(runs int) (result, error) {
 	defer s.stop()
 	var setups, teardowns []time.Duration
 	for range runs {
-		d, rss, err := b.hook.setup(s, 19999)
+		d, _, err := b.hook.setup(s, 19999)
 		if err != nil {
 			return r, err
 		}
-		r.PeakRSSKiB = max(r.PeakRSSKiB, rss)
 		t, err := b.hook.teardown(s)
 		if err != nil {
 			return r, err
@@ -201,6 +202,18 @@ func (b *bench) probe(runs int) (result, error) {
 		setups, teardowns = append(setups, d), append(teardowns, t)
 	}
 	r.SetupMs, r.TeardownMs = medianMs(setups), medianMs(teardowns)
+	measureRSS = true
+	defer func() { measureRSS = false }()
+	for range rssRuns {
+		_, rss, err := b.hook.setup(s, 19999)
+		if err != nil {
+			return r, err
+		}
+		r.PeakRSSKiB = max(r.PeakRSSKiB, rss)
+		if _, err := b.hook.teardown(s); err != nil {
+			return r, err
+		}
+	}
 	return r, nil
 }
 
@@ -219,16 +232,39 @@ func medianMs(ds []time.Duration) float64 {
 	return float64(ds[len(ds)/2].Microseconds()) / 1000
 }
 
-// timed runs c and returns its wall time and peak RSS (KiB).
+// measureRSS makes timed run commands under GNU time for their own peak
+// RSS (package peakrss). It is set only for extra runs whose times are not
+// kept: the wrapper's fork and exec would be counted in them.
+var measureRSS bool
+
+// rssRuns is how many extra setups of the probe measure its peak RSS.
+const rssRuns = 5
+
+// timed runs c and returns its wall time and, when measureRSS is set, its
+// own peak RSS (KiB; 0 otherwise).
 func timed(c *exec.Cmd) (time.Duration, int64, []byte, error) {
+	var readRSS func() (int64, error)
+	if measureRSS {
+		var err error
+		if readRSS, err = peakrss.Wrap(c); err != nil {
+			return 0, 0, nil, err
+		}
+	}
 	start := time.Now()
 	out, err := c.Output()
 	d := time.Since(start)
+	var rss int64
+	if readRSS != nil {
+		var rerr error
+		if rss, rerr = readRSS(); err == nil && rerr != nil {
+			err = fmt.Errorf("peak RSS: %w", rerr)
+		}
+	}
 	if err != nil {
 		if ee, ok := err.(*exec.ExitError); ok {
 			return d, 0, out, fmt.Errorf("%s: %v: %s%s", filepath.Base(c.Path), err, out, ee.Stderr)
 		}
 		return d, 0, out, err
 	}
-	return d, c.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, out, nil
+	return d, rss, out, nil
 }
