@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -53,6 +54,13 @@ func testConntrackFlush(t *testing.T, fw string) {
 	if r := send("before", "1"); r.code == 0 {
 		t.Fatalf("before publishing: expected no answer on UDP %s:5353, got %s", hostAddr, r)
 	}
+	// A flow to a port nobody publishes: the flushes must leave it alone
+	// (a flush that deleted more than the port's entries would cut other
+	// containers' and the host's flows).
+	const otherSport, otherPort = "40077", 7777
+	if r := h.otherSide().udpSend(hostAddr, otherPort, "bystander", "-sport", otherSport, "-tries", "1"); r.code == 0 {
+		t.Fatalf("expected no answer on UDP %s:%d, got %s", hostAddr, otherPort, r)
+	}
 	table, haveTable := h.conntrack()
 	if !haveTable {
 		t.Log("the kernel shows no /proc/net/nf_conntrack: checking the flush by behaviour only")
@@ -75,6 +83,9 @@ func testConntrackFlush(t *testing.T, fw string) {
 		lines := conntrackLines(table, sport, "5353")
 		if len(lines) != 1 || !strings.Contains(lines[0], "src="+addr+" ") {
 			t.Errorf("after publishing: expected one conntrack entry for source port %s, DNAT'd to %s, got %q", sport, addr, lines)
+		}
+		if got := conntrackLines(table, otherSport, strconv.Itoa(otherPort)); len(got) != 1 {
+			t.Errorf("after publishing 5353/udp: expected the entry of the flow to port %d to stay, got %q; table:\n%s", otherPort, got, table)
 		}
 	}
 

@@ -45,6 +45,7 @@ const EnvVar = "BERTH_CRASH_AT"
 // ParentEnvVar, set to 1, makes Hit kill the parent process too.
 const ParentEnvVar = "BERTH_CRASH_PARENT"
 
-// TraceEnvVar, set to 1, makes Hit print the time each point is reached
-// (crashpoints builds only): bench/README.md's per-step figures come from it.
+// TraceEnvVar, set to 1 or to a file name, makes Hit print (on stderr, or
+// append to that file) the time each point is reached (crashpoints builds
+// only): bench/README.md's per-step figures come from it.
 const TraceEnvVar = "BERTH_CRASH_TRACE"
