@@ -24,7 +24,7 @@ echo
 echo "== network hook: bridge + 2 published ports (tcp, udp), in a test host namespace; then iperf3"
 at=${BENCH_NET_AT:-1,100,500}
 for fw in nftables iptables; do
-	bash bench/net.sh -firewall "$fw" -at "$at" -runs "${BENCH_RUNS:-30}" -throughput 3 -json "$out/net-$fw.json"
+	bash bench/net.sh -firewall "$fw" -at "$at" -runs "${BENCH_RUNS:-30}" -throughput 2 -json "$out/net-$fw.json"
 done
 bash bench/net.sh -tool cni -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-cni.json"
 bash bench/net.sh -tool floor -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-floor.json"
