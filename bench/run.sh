@@ -23,8 +23,12 @@ echo "== lifecycle"
 echo
 echo "== network hook: bridge + 2 published ports (tcp, udp), in a test host namespace; then iperf3"
 at=${BENCH_NET_AT:-1,100,500}
+# A berth-net or floor cycle takes ~50 ms: 100 of them per level cost 5 s
+# and steady the medians on a host with noisy neighbours. A CNI cycle at
+# #500 takes over a second, so CNI keeps BENCH_RUNS.
+net_runs=${BENCH_NET_RUNS:-100}
 for fw in nftables iptables; do
-	bash bench/net.sh -firewall "$fw" -at "$at" -runs "${BENCH_RUNS:-30}" -throughput 2 -json "$out/net-$fw.json"
+	bash bench/net.sh -firewall "$fw" -at "$at" -runs "$net_runs" -throughput 2 -json "$out/net-$fw.json"
 done
 bash bench/net.sh -tool cni -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-cni.json"
-bash bench/net.sh -tool floor -at "$at" -runs "${BENCH_RUNS:-30}" -json "$out/net-floor.json"
+bash bench/net.sh -tool floor -at "$at" -runs "$net_runs" -json "$out/net-floor.json"
