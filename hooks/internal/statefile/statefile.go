@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/libruntime/process"
 )
 
 // MaxOwnerLength bounds owner ids. berth's own ids are at most 255 bytes
@@ -168,7 +169,10 @@ func RemoveDebris(dir string) ([]string, error) {
 	var removed []string
 	for _, e := range entries {
 		pid, ok := tempWriter(e.Name())
-		if !ok || processAlive(pid) {
+		// process.Alive counts a zombie as dead: a writer killed after its
+		// parent (berth, killed too) waits as one until the host's init
+		// reaps it, which may take a while.
+		if !ok || process.Alive(pid) {
 			continue
 		}
 		p := filepath.Join(dir, e.Name())
@@ -216,19 +220,4 @@ func isDigits(s string) bool {
 		}
 	}
 	return true
-}
-
-// processAlive reports whether pid names a process that still runs. A
-// zombie does not: a writer killed after its parent (berth, killed too)
-// waits as one until the host's init reaps it, which may take a while.
-func processAlive(pid int) bool {
-	if unix.Kill(pid, 0) == unix.ESRCH {
-		return false
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return !errors.Is(err, os.ErrNotExist)
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	return i < 0 || i+2 >= len(data) || data[i+2] != 'Z'
 }
