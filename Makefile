@@ -10,7 +10,10 @@ SHELL        := /bin/bash
 .SHELLFLAGS  := -o pipefail -c
 
 GO        ?= go
-BUILDTAGS ?= seccomp urfave_cli_no_docs
+# urfave_cli_no_docs drops the CLI's man-page renderer; runc_nocriu drops
+# libcontainer's checkpoint/restore (go-criu and protobuf, 0.7 MB of the
+# binary), which berth has no command for.
+BUILDTAGS ?= seccomp urfave_cli_no_docs runc_nocriu
 VERSION   ?= $(shell cat VERSION 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.gitCommit=$(COMMIT)

@@ -35,7 +35,7 @@ cleanup() {
 trap cleanup EXIT
 
 # An unstripped berth, so that its frames have names.
-go build -trimpath -tags "seccomp urfave_cli_no_docs" -o "$tmp/berth" ./cmd/berth
+go build -trimpath -tags "seccomp urfave_cli_no_docs runc_nocriu" -o "$tmp/berth" ./cmd/berth
 go build -o "$tmp/offcpu" ./bench/offcpu
 
 # The lifecycle benchmark's bundle: the busybox rootfs, read-only, running

@@ -120,7 +120,7 @@ func buildCrashBinaries(t *testing.T, dir string) {
 		t.Fatalf("building the crash binaries: expected the module root at %s: %v", module, err)
 	}
 	r := goBuild(t, runOpts{dir: module, timeout: 10 * time.Minute, env: []string{"CGO_ENABLED=1"}},
-		"-trimpath", "-buildvcs=false", "-tags", "crashpoints seccomp urfave_cli_no_docs", "-o", dir+"/", "./cmd/berth", "./cmd/berth-net")
+		"-trimpath", "-buildvcs=false", "-tags", "crashpoints seccomp urfave_cli_no_docs runc_nocriu", "-o", dir+"/", "./cmd/berth", "./cmd/berth-net")
 	if r.code != 0 {
 		t.Fatalf("building berth and berth-net with -tags crashpoints: %s", r)
 	}

@@ -88,7 +88,7 @@ smp=${BERTH_VM_SMP:-2}
 # freezer does not switch that key, and the v2 VM never hung. One thread
 # serializes the vCPUs, for about 20% more time in the v1 VM.
 declare -A accel=([v1]=${BERTH_VM_ACCEL:-tcg,thread=single} [v2]=${BERTH_VM_ACCEL:-tcg})
-buildtags="seccomp urfave_cli_no_docs"
+buildtags="seccomp urfave_cli_no_docs runc_nocriu" # as the Makefile's BUILDTAGS
 
 log() { printf '[vm %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() {
