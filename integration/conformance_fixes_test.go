@@ -106,8 +106,8 @@ func TestAddressSpaceLimitBelowInitSize(t *testing.T) {
 	const gib = 1 << 30
 	e := newEnv(t)
 	// berth sets the limit right after the execve (see
-	// compat.DeferAddressSpaceLimit): the program reads it a moment later.
-	bundle := e.bundle(shell("sleep 0.2; ulimit -v; grep 'Max address space' /proc/self/limits"), func(s *specs.Spec) {
+	// compat.DeferAddressSpaceLimit): the program waits for it.
+	bundle := e.bundle(shell(waitForASLimit+"ulimit -v; grep 'Max address space' /proc/self/limits"), func(s *specs.Spec) {
 		s.Linux.Seccomp = denyStatx(syscall.EPERM)
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: gib, Hard: gib})
 	})

@@ -98,7 +98,14 @@ func TestExec(t *testing.T) {
 		if pid == initPid || pid <= 0 {
 			t.Fatalf("exec -d --pid-file: expected the exec'd process's pid, not the init's %d, got %d", initPid, pid)
 		}
-		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		// exec -d waits for the execve only so long (as runc's does): on a
+		// loaded host the process may still be berth's init a moment.
+		var comm []byte
+		var err error
+		poll(func() bool {
+			comm, err = os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+			return err == nil && strings.TrimSpace(string(comm)) == "sleep"
+		})
 		if err != nil || strings.TrimSpace(string(comm)) != "sleep" {
 			t.Errorf("exec -d: expected pid %d to be the running sleep, got comm %q (err %v)", pid, comm, err)
 		}

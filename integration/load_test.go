@@ -329,17 +329,20 @@ func TestLoadEndings(t *testing.T) {
 			// create fails with the network already made.
 			mods: []func(*specs.Spec){func(s *specs.Spec) {
 				s.Hooks.CreateRuntime = append(s.Hooks.CreateRuntime, specs.Hook{
-					Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + marker + "; exec sleep 60"}, Timeout: &timeout})
+					Path: "/bin/sh", Args: []string{"sh", "-c", "echo $$ > " + marker + "; exec sleep 600"}, Timeout: &timeout})
 			}}})
 		id := h.newID()
 		t0 := time.Now()
-		r := h.berth("run", "-d", "-b", bundle, id)
+		// The hook would sleep 10 minutes; the bound below is far above
+		// what the run takes alone (~2.5 s), because this test shares two
+		// cores with the load tests, and far below the hook's sleep.
+		r := h.berthLong("run", "-d", "-b", bundle, id)
 		took := time.Since(t0)
 		if r.code == 0 {
 			t.Fatalf("run -d with a createRuntime hook that outlives its %ds timeout: expected a failure, got %s", timeout, r)
 		}
 		wantContains(t, r.stderr, "timeout", "run -d with a hook past its timeout")
-		if took > 20*time.Second {
+		if took > loadCmdTimeout-30*time.Second {
 			t.Errorf("run -d with a hook past its %ds timeout took %v: the timeout was not enforced", timeout, took)
 		}
 		if data, err := os.ReadFile(marker); err != nil {

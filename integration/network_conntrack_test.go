@@ -74,7 +74,7 @@ func testConntrackFlush(t *testing.T, fw string) {
 		args: []string{"/bt-helper", "udp-echo", "53"},
 	})
 	addr := h.addrOf(netName, id)
-	r := send("after-publish", "10")
+	r := send("after-publish", "100") // the echo server may be slow to bind
 	if r.code != 0 || !strings.Contains(r.stdout, "echo after-publish from "+otherAddr+":"+sport) {
 		t.Errorf("after publishing 5353/udp: expected the client on source port %s, which talked to the port before, to reach the container (the old conntrack entry must be flushed), got %s", sport, r)
 	}

@@ -511,8 +511,10 @@ func netPollFor(d time.Duration, f func() bool) bool {
 	return true
 }
 
-// serverStartTimeout bounds the wait for a container's server to answer.
-const serverStartTimeout = 10 * time.Second
+// serverStartTimeout bounds the wait for a container's server to answer:
+// seconds alone, far longer on two cores shared with the load tests. The
+// wait ends at the first answer.
+const serverStartTimeout = 60 * time.Second
 
 // wantTCP checks that s gets tok from addr:port, retrying while the server
 // may still be starting.
@@ -551,7 +553,9 @@ func wantNoTCP(t *testing.T, s netSide, addr string, port int, tok, what string)
 func wantUDP(t *testing.T, s netSide, addr string, port int, what string) string {
 	t.Helper()
 	msg := token()
-	r := s.udpSend(addr, port, msg)
+	// 100 datagrams 300 ms apart: a server started a moment ago may take
+	// seconds to bind on a loaded host; the first echo ends the wait.
+	r := s.udpSend(addr, port, msg, "-tries", "100")
 	if r.code != 0 || !strings.Contains(r.stdout, "echo "+msg) {
 		t.Errorf("%s: expected %s to get an echo from UDP %s:%d, got %s", what, s.name, addr, port, r)
 	}

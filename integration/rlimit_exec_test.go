@@ -20,10 +20,14 @@ const execASLimit = 256 << 20
 // asReport prints a token (the exec ran), then the process's RLIMIT_AS as
 // the shell sees it (ulimit -v, in KiB) and as the kernel reports it. berth
 // sets the limit right after the execve (see compat.DeferAddressSpaceLimit),
-// so the program reads it a moment later.
+// so the program waits for it (up to 30 s: berth may be slow to get a CPU
+// on a loaded host).
 func asReport(tok string) []string {
-	return []string{"sh", "-c", "sleep 0.2; echo " + tok + "; ulimit -v; grep 'Max address space' /proc/self/limits"}
+	return []string{"sh", "-c", waitForASLimit + "echo " + tok + "; ulimit -v; grep 'Max address space' /proc/self/limits"}
 }
+
+// waitForASLimit is shell that waits until the process has an RLIMIT_AS.
+const waitForASLimit = `i=0; while [ "$(ulimit -v)" = unlimited ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; `
 
 // wantASLimit checks asReport's output for a soft and hard RLIMIT_AS of
 // execASLimit.
