@@ -25,19 +25,22 @@ BERTH_NET := $(BIN)/berth-net
 BUNDLES := $(CURDIR)/bundles/out
 
 .PHONY: all build bundles demo test unit integration fuzz vet bench clean \
-	conformance conformance-runtime-tools conformance-containerd conformance-vm
+	conformance conformance-runtime-tools conformance-containerd conformance-vm FORCE
 all: build
 
 build: $(BERTH) $(BERTH_NET)
 
-$(BERTH): $(shell find cmd/berth libruntime internal third_party -name '*.go' 2>/dev/null) go.mod go.sum
+# The binaries are always handed to `go build` (FORCE): Go's own cache
+# decides what is stale, so no hand-kept list of source directories can miss
+# a package (as containerd's `bin/%: cmd/% FORCE` does).
+$(BERTH): FORCE
 	CGO_ENABLED=1 $(GO) build $(GOFLAGS_BUILD) -o $@ ./cmd/berth
 
 # berth-net needs no cgo: netlink and nftables are spoken from Go. It runs
 # once per hook, so its start-up is on every container's path:
 # urfave_cli_no_docs leaves out the man-page renderer (blackfriday, 1 ms of
 # package init per start).
-$(BERTH_NET): $(shell find cmd/berth-net hooks libruntime/crashpoint internal -name '*.go' 2>/dev/null) go.mod go.sum
+$(BERTH_NET): FORCE
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -tags urfave_cli_no_docs -ldflags "$(LDFLAGS)" -o $@ ./cmd/berth-net
 
 bundles: build
@@ -50,6 +53,7 @@ demo: bundles
 vet:
 	$(GO) vet -tags "$(BUILDTAGS)" ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) mod tidy -diff
 
 unit:
 	$(GO) test -tags "$(BUILDTAGS)" -count=1 $$($(GO) list ./... | grep -v /integration)
@@ -94,3 +98,5 @@ bench: bundles
 
 clean:
 	rm -rf $(BIN) $(BUNDLES)
+
+FORCE:
