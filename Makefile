@@ -58,8 +58,12 @@ vet:
 unit:
 	$(GO) test -tags "$(BUILDTAGS)" -count=1 $$($(GO) list ./... | grep -v /integration)
 
-integration: bundles
-	BERTH_BINARY=$(BERTH) BERTH_BUNDLE=$(BUNDLES)/busybox \
+# bt-helper is the network tests' helper program, put into their containers.
+$(BIN)/bt-helper: FORCE
+	CGO_ENABLED=0 $(GO) build -trimpath -o $@ ./internal/cmd/bt-helper
+
+integration: bundles $(BIN)/bt-helper
+	BERTH_BINARY=$(BERTH) BERTH_BUNDLE=$(BUNDLES)/busybox BERTH_TEST_HELPER=$(BIN)/bt-helper \
 	  $(GO) test -tags "$(BUILDTAGS)" -count=1 -timeout 30m -v ./integration/...
 
 # Each fuzz target runs FUZZTIME inputs on top of its checked-in seed corpus

@@ -18,8 +18,7 @@
 # Its output goes to the first serial port (ttyS0); the kernel's console is
 # the second (ttyS1), so that kernel messages never cut into it.
 # /usr/local first: run.sh puts iproute2's ip (busybox's has no netns), ss,
-# nft and iptables in sbin, and go-shim.sh as go in bin, for the network
-# tests.
+# nft and iptables in sbin, for the network tests.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 if [ ! -e /.berth-vm-stage2 ]; then
@@ -141,7 +140,7 @@ v1)
 	;;
 esac
 
-export BERTH_BINARY=/opt/berth/bin/berth BERTH_BUNDLE=/opt/berth/bundle HOME=/root TMPDIR=/tmp
+export BERTH_BINARY=/opt/berth/bin/berth BERTH_BUNDLE=/opt/berth/bundle BERTH_TEST_HELPER=/opt/berth/bin/bt-helper HOME=/root TMPDIR=/tmp
 export GOTRACEBACK=all
 run=$(cat $conf/run.$mode)
 skip=$(cat $conf/skip)

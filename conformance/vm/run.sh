@@ -299,24 +299,13 @@ build() {
 	build_net_helper
 }
 
-# build_net_helper builds the network tests' helper program. The tests
-# build it themselves with `go build` (helper() in network_harness_test.go)
-# and the VM has no Go toolchain, so it is built here from the same files
-# (helpersrc.go reads them out of the test sources) with the same
-# environment; the VM's `go` (go-shim.sh) hands it out only to a build of
-# byte-identical sources.
+# build_net_helper builds the network tests' helper program; the VM has no
+# Go toolchain, and init.sh names it to the tests in BERTH_TEST_HELPER.
 build_net_helper() {
-	local d="$work/nethelper"
-	mkdir -p "$d/src"
-	(cd "$repo" && GOWORK=off GOFLAGS= go run "$here/helpersrc.go" integration "$d/src") >>"$work/build.log" 2>&1 || {
-		tail -5 "$work/build.log" >&2
-		die "extracting the network tests' helper source"
-	}
-	(cd "$d/src" && CGO_ENABLED=0 GOFLAGS= GOTOOLCHAIN=local GOWORK=off GOPROXY=off go build -trimpath -o "$d/bt-helper" .) >>"$work/build.log" 2>&1 || {
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -o "$work/bt-helper" ./internal/cmd/bt-helper) >>"$work/build.log" 2>&1 || {
 		tail -5 "$work/build.log" >&2
 		die "building the network tests' helper"
 	}
-	(cd "$d/src" && sha256sum -- * >"$d/sums" && ls | sort | tr '\n' ' ' >"$d/files")
 }
 
 # copy_libs BINARY... copies the shared libraries the binaries need (ldd)
@@ -372,9 +361,7 @@ build_initramfs() {
 	[ ! -d "$repo/integration/testdata" ] || cp -a "$repo/integration/testdata" "$stage/opt/berth/integration/"
 	copy_libs "$stage/opt/berth/bin/berth" "$stage/opt/berth/bin/berth-net" "$stage/opt/berth/integration/integration.test"
 	copy_net_tools
-	mkdir -p "$stage/opt/berth/nethelper" "$stage/usr/local/bin"
-	cp "$work/nethelper/bt-helper" "$work/nethelper/sums" "$work/nethelper/files" "$stage/opt/berth/nethelper/"
-	install -m 755 "$here/go-shim.sh" "$stage/usr/local/bin/go"
+	cp "$work/bt-helper" "$stage/opt/berth/bin/bt-helper"
 	# The bundle: its rootfs keeps busybox's applets as hardlinks (one copy).
 	mkdir -p "$stage/opt/berth/bundle"
 	cp "$work/bundles/busybox/config.json" "$stage/opt/berth/bundle/"
