@@ -224,58 +224,42 @@ fetch_kernel() {
 
 # resolve_modules NAME... prints the .ko paths (relative to the module tree)
 # to insmod, dependencies first, each once; built-in modules are skipped.
-# A module's soft dependencies (modules.softdep, e.g. nf_conntrack's "pre:
-# nf_defrag_ipv4" or libcrc32c's "pre: crc32c") are resolved through
-# modules.alias to every module that provides them, printed as "? PATH":
-# the VM tries those and goes on if one does not load (crc32c_intel
-# without SSE4.2).
+# kmod's `modprobe --show-depends` works the order out, soft dependencies
+# (modules.softdep, e.g. nf_conntrack's "pre: nf_defrag_ipv4") included.
+# Only the modules asked for are printed bare; everything else they pull in
+# is printed as "? PATH": the VM tries those and goes on if one does not
+# load (crc32c_intel without SSE4.2), and a hard dependency that did not
+# load still fails the insmod of the module asked for.
 resolve_modules() {
-	local mdir="$kroot/lib/modules/$kver" name p
+	local mdir="$kroot/lib/modules/$kver" name line ko i last
 	declare -A seen=() hard=()
-	local -a order=()
-	# module_paths NAME: the .ko of a module name or, failing that, of the
-	# modules that have NAME as an alias.
-	module_paths() {
-		local re=${1//[-_]/[-_]} m
-		if grep -q "/$re\.ko[.a-z]*:" "$mdir/modules.dep"; then
-			grep -o "^[^:]*/$re\.ko[.a-z]*:" "$mdir/modules.dep" | tr -d :
-			return
-		fi
-		for m in $(awk -v a="$1" '$1 == "alias" && $2 == a {print $3}' "$mdir/modules.alias"); do
-			re=${m//[-_]/[-_]}
-			grep -o "^[^:]*/$re\.ko[.a-z]*:" "$mdir/modules.dep" | tr -d :
-		done
-	}
-	visit() { # visit PATH hard|soft
-		local path=$1 kind=$2 line deps i mod w when=pre
-		[ "$kind" = soft ] || hard[$path]=1
-		[ -z "${seen[$path]:-}" ] || return 0
-		seen[$path]=1
-		line=$(grep -m1 "^$path:" "$mdir/modules.dep") || die "$path is not in modules.dep"
-		mod=$(basename "$path")
-		mod=${mod%%.ko*}
-		local -a pre=() post=()
-		for w in $(awk -v m="$mod" '$1 == "softdep" && $2 == m {for (i = 3; i <= NF; i++) print $i}' "$mdir/modules.softdep"); do
-			case "$w" in pre:) when=pre ;; post:) when=post ;; *) if [ $when = pre ]; then pre+=("$w"); else post+=("$w"); fi ;; esac
-		done
-		for w in "${pre[@]}"; do for p in $(module_paths "$w"); do visit "$p" soft; done; done
-		read -r -a deps <<<"${line#*:}"
-		# modules.dep lists what a module needs, the last to load first.
-		for ((i = ${#deps[@]} - 1; i >= 0; i--)); do visit "${deps[i]}" "$kind"; done
-		order+=("$path")
-		for w in "${post[@]}"; do for p in $(module_paths "$w"); do visit "$p" soft; done; done
-	}
+	local -a order=() lines
 	for name in "$@"; do
-		if grep -q "/${name//[-_]/[-_]}\.ko$" "$mdir/modules.builtin"; then
-			log "module $name is built in"
-			continue
-		fi
-		p=$(module_paths "$name" | head -1)
-		[ -n "$p" ] || die "no module $name in $kver"
-		visit "$p" hard
+		mapfile -t lines < <(modprobe -C /dev/null -d "$kroot" -S "$kver" --show-depends "$name" 2>>"$work/build.log") ||
+			die "no module $name in $kver (modprobe --show-depends)"
+		[ ${#lines[@]} -gt 0 ] || die "no module $name in $kver"
+		last=$((${#lines[@]} - 1))
+		for i in "${!lines[@]}"; do
+			line=${lines[i]}
+			case $line in
+			"builtin "*)
+				[ "$i" != "$last" ] || log "module $name is built in"
+				continue
+				;;
+			"insmod "*) ;;
+			*) die "modprobe --show-depends $name: unexpected line: $line" ;;
+			esac
+			ko=${line#insmod }
+			ko=${ko%% *}
+			ko=${ko#"$mdir/"}
+			[ "$i" != "$last" ] || hard[$ko]=1
+			[ -z "${seen[$ko]:-}" ] || continue
+			seen[$ko]=1
+			order+=("$ko")
+		done
 	done
-	for p in "${order[@]}"; do
-		if [ -n "${hard[$p]:-}" ]; then echo "$p"; else echo "? $p"; fi
+	for ko in "${order[@]}"; do
+		if [ -n "${hard[$ko]:-}" ]; then echo "$ko"; else echo "? $ko"; fi
 	done
 }
 
