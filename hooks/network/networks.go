@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // The network every bridge container joins unless told otherwise, as
@@ -26,9 +27,6 @@ const (
 // nftables programs the kernel over netlink in one batch and publishes a
 // port by adding a map element, so a setup costs no exec at all.
 const DefaultFirewall = "nftables"
-
-// maxIfName is IFNAMSIZ-1: Linux interface names are at most 15 bytes.
-const maxIfName = 15
 
 // Network is a named bridge network, as `berth network inspect` shows it.
 type Network struct {
@@ -85,7 +83,7 @@ func (l Layout) CreateNetwork(o CreateOptions) (*Network, error) {
 }
 
 func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
-	if err := checkNetworkName(o.Name); err != nil {
+	if err := names.NetworkName(o.Name); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(l.networkFile(o.Name)); err == nil {
@@ -114,7 +112,7 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 // routes, and fills in what o leaves to be chosen. It reads neither disk
 // nor kernel, so that every option can be fuzzed (FuzzNewNetwork).
 func newNetwork(o CreateOptions, existing []Network, routes []netip.Prefix) (*Network, error) {
-	if err := checkNetworkName(o.Name); err != nil {
+	if err := names.NetworkName(o.Name); err != nil {
 		return nil, err
 	}
 	n := &Network{Name: o.Name, MTU: o.MTU, Internal: o.Internal, Firewall: o.Firewall}
@@ -131,7 +129,7 @@ func newNetwork(o CreateOptions, existing []Network, routes []netip.Prefix) (*Ne
 	if n.Bridge == "" {
 		n.Bridge = bridgeNameFor(o.Name)
 	}
-	if err := checkIfName("--bridge", n.Bridge); err != nil {
+	if err := names.InterfaceName("--bridge", n.Bridge); err != nil {
 		return nil, err
 	}
 	for _, e := range existing {
@@ -190,17 +188,10 @@ func bridgeNameFor(name string) string {
 	if name == DefaultNetwork {
 		return DefaultBridge
 	}
-	if b := "bt-" + name; len(b) <= maxIfName {
+	if b := "bt-" + name; len(b) <= names.MaxInterfaceName {
 		return b
 	}
 	return "bt-" + shortHash(name, 12)
-}
-
-func checkIfName(what, name string) error {
-	if len(name) > maxIfName {
-		return fmt.Errorf("%s %q: interface names are at most %d bytes", what, name, maxIfName)
-	}
-	return checkName(what, name, maxIfName)
 }
 
 func checkOverlap(p netip.Prefix, networks []Network, routes []netip.Prefix) error {
@@ -251,7 +242,7 @@ func (l Layout) saveNetwork(n *Network) error {
 // LoadNetwork reads a network's definition; the default network is
 // defined on first use.
 func (l Layout) LoadNetwork(name string) (*Network, error) {
-	if err := checkName("network name", name, maxNetworkName); err != nil {
+	if err := names.NetworkName(name); err != nil {
 		return nil, err
 	}
 	n, err := l.readNetwork(name)
@@ -295,7 +286,7 @@ func (l Layout) listNetworks() ([]Network, error) {
 	for _, e := range entries {
 		// Only NAME.json defines a network; temporary files (new-*) do not.
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || checkName("network name", name, maxNetworkName) != nil {
+		if !ok || names.NetworkName(name) != nil {
 			continue
 		}
 		n, err := l.readNetwork(name)
