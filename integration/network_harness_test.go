@@ -207,14 +207,11 @@ func (h *netHost) berthNet(a ...string) result {
 	return h.run(append([]string{h.netBin()}, a...)...)
 }
 
-// createNetwork defines a network: `berth-net network create FLAGS NAME`.
-// It calls berth-net rather than `berth network create`, because berth's
-// argument reordering currently breaks every `berth network create` that
-// has flags (TestNetCLI checks the front end); the firewall tests should
-// not depend on that.
+// createNetwork defines a network: `berth network create FLAGS NAME`, as
+// users do.
 func (h *netHost) createNetwork(name string, flags ...string) netInspection {
 	h.t.Helper()
-	r := h.berthNet(append(append([]string{"network", "create"}, flags...), name)...)
+	r := h.berth(append(append([]string{"network", "create"}, flags...), name)...)
 	if r.code != 0 {
 		h.t.Fatalf("network create %s: expected exit 0, got %s", name, r)
 	}

@@ -58,8 +58,8 @@ import (
 type Network struct {
 	Name     string       // berth network name, e.g. "berth0" or user-chosen "front"
 	Bridge   string       // Linux bridge interface, e.g. "berth0"
-	Subnet   netip.Prefix // e.g. 10.88.0.0/16
-	Gateway  netip.Addr   // the bridge's address, e.g. 10.88.0.1
+	Subnet   netip.Prefix // e.g. 10.77.0.0/16
+	Gateway  netip.Addr   // the bridge's address, e.g. 10.77.0.1
 	Internal bool         // no masquerade, no traffic in or out of the network except between its members
 }
 

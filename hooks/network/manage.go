@@ -31,9 +31,11 @@ type Inspection struct {
 	Containers []Attached `json:"containers"`
 }
 
-// Inspect describes a network and the containers attached to it.
+// Inspect describes a network and the containers attached to it. It
+// writes nothing: the default network, until defined, is shown as it
+// would be defined now.
 func (l Layout) Inspect(name string) (*Inspection, error) {
-	n, err := l.LoadNetwork(name)
+	n, err := l.ShowNetwork(name)
 	if err != nil {
 		return nil, err
 	}

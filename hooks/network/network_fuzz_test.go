@@ -20,8 +20,8 @@ import (
 
 // fuzzExisting and fuzzRoutes are the world FuzzNewNetwork checks against.
 var (
-	fuzzExisting = []Network{{Name: "taken", Bridge: "bt-taken", Subnet: netip.MustParsePrefix("10.88.0.0/16"),
-		Gateway: netip.MustParseAddr("10.88.0.1"), Firewall: "nftables"}}
+	fuzzExisting = []Network{{Name: "taken", Bridge: "bt-taken", Subnet: netip.MustParsePrefix("10.77.0.0/16"),
+		Gateway: netip.MustParseAddr("10.77.0.1"), Firewall: "nftables"}}
 	fuzzRoutes = []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}
 )
 
