@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // The two hosts' addresses on their link; the other host's default route
@@ -65,12 +67,14 @@ type netHost struct {
 	helperErr  error
 }
 
-// requireNetTools skips the test unless the host tools it drives exist.
+// requireNetTools skips the test unless the host tools it drives exist;
+// under CI=true a missing tool fails it instead (the whole network suite
+// would otherwise pass without running).
 func requireNetTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"ip", "nsenter", "busybox", "iptables-save", "nft", "ss", "sysctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the network tests need %s on the host (scripts/setup.sh installs it): %v", tool, err)
+			testenv.Missing(t, "the network tests need %s on the host (scripts/setup.sh installs it): %v", tool, err)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // --- tests that need no privileges ------------------------------------------
@@ -111,7 +112,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, bc backendCase, l *lab, 
 			requireLab(t)
 			if bc.ipt != "" {
 				if _, err := exec.LookPath(bc.ipt); err != nil {
-					t.Skipf("%s not installed", bc.ipt)
+					testenv.Missing(t, "%s not installed", bc.ipt)
 				}
 			}
 			b, err := bc.open()
