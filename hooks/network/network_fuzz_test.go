@@ -44,7 +44,7 @@ func FuzzNewNetwork(f *testing.F) {
 		case n.Name != name:
 			t.Fatalf("%+v: created network is named %q", o, n.Name)
 		case names.NetworkName(n.Name) != nil:
-			t.Fatalf("%+v: accepted a name that checkNetworkName refuses: %v", o, names.NetworkName(n.Name))
+			t.Fatalf("%+v: accepted a name that names.NetworkName refuses: %v", o, names.NetworkName(n.Name))
 		case !inDir(l.networksDir(), l.networkFile(n.Name)):
 			t.Fatalf("%+v: definition %s is not in %s", o, l.networkFile(n.Name), l.networksDir())
 		case !inDir(filepath.Join(l.Root, "ipam"), l.ipamDir(n.Name)):
@@ -94,14 +94,14 @@ func FuzzParseMode(f *testing.F) {
 			}
 		case "bridge":
 			if err := names.NetworkName(m.Name); err != nil {
-				t.Fatalf("ParseMode(%q) = %+v: a network name checkNetworkName refuses: %v", s, m, err)
+				t.Fatalf("ParseMode(%q) = %+v: a network name names.NetworkName refuses: %v", s, m, err)
 			}
 			if !inDir(l.networksDir(), l.networkFile(m.Name)) {
 				t.Fatalf("ParseMode(%q): network file %s escapes %s", s, l.networkFile(m.Name), l.networksDir())
 			}
 		case "container":
 			if err := names.ContainerID(m.Name); err != nil {
-				t.Fatalf("ParseMode(%q) = %+v: a container id checkContainerID refuses: %v", s, m, err)
+				t.Fatalf("ParseMode(%q) = %+v: a container id names.ContainerID refuses: %v", s, m, err)
 			}
 			if !inDir(l.recordsDir(), l.recordFile(m.Name)) {
 				t.Fatalf("ParseMode(%q): record %s escapes %s", s, l.recordFile(m.Name), l.recordsDir())
