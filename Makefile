@@ -71,7 +71,7 @@ integration: bundles $(BIN)/bt-helper
 # count rather than a duration: under load a time-bounded run can fail with
 # "context deadline exceeded" while its workers shut down.
 FUZZTIME ?= 40000x
-FUZZ_TARGETS := ./libruntime/bundle:FuzzParse ./libruntime/state:FuzzValidateID \
+FUZZ_TARGETS := ./libruntime/bundle:FuzzParse ./internal/names:FuzzContainerID \
 	./hooks/portspec:FuzzParse ./hooks/network:FuzzNewNetwork \
 	./hooks/network:FuzzParseMode ./hooks/network:FuzzContainerID
 fuzz:

@@ -8,9 +8,12 @@ package integration
 import (
 	"bufio"
 	"encoding/json"
+	"maps"
 	"os"
+	"path"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -20,6 +23,8 @@ import (
 	"github.com/opencontainers/cgroups"
 	"github.com/opencontainers/runc/types"
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // withResources changes linux.resources of the spec, keeping its devices.
@@ -68,9 +73,119 @@ func (e *env) cgStats(id string) types.Stats {
 	return *ev.Data
 }
 
+// TestCgroupLayout checks where a container's cgroups are, hierarchy by
+// hierarchy, against the rule of runc's cgroupfs driver and against
+// Debian's runc running the same bundle: without linux.cgroupsPath, ID
+// under the runtime's own cgroup (libcontainer's relative path: on a host
+// that puts the runtime in a cgroup of its own, the container goes there
+// too); with a relative cgroupsPath, that path under it; with an absolute
+// one, that path from the hierarchy's root as this host mounts it.
 func TestCgroupLayout(t *testing.T) {
-	// Not a check of berth: it names the layout the other tests ran on.
+	t.Parallel()
+	e := newEnv(t)
 	t.Logf("host cgroup layout: %v", layoutOf(t))
+	const runc = "/usr/sbin/runc"
+	if _, err := os.Stat(runc); err != nil {
+		testenv.Missing(t, "%s is not installed (apt-get install runc), nothing to compare with", runc)
+	}
+	// berth and runc run as children of this test, in its cgroups.
+	own := procCgroups(t, "self")
+	mounts := cgroupMounts(t)
+	for _, tc := range []struct {
+		name string
+		path func(id string) string // linux.cgroupsPath
+		want func(key, id string) string
+	}{
+		{"no cgroupsPath", func(string) string { return "" },
+			func(key, id string) string { return path.Join(own[key], id) }},
+		{"relative cgroupsPath", func(id string) string { return id },
+			func(key, id string) string { return path.Join(own[key], id) }},
+		{"absolute cgroupsPath", func(id string) string { return "/" + id },
+			func(key, id string) string { return path.Join(hierarchyRoot(t, mounts, key), id) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := map[string]map[string]string{} // runtime -> hierarchy -> path, with the id as ID
+			for _, rt := range []string{"berth", "runc"} {
+				id := randomID("bt-")
+				bundle := e.bundle(func(s *specs.Spec) { s.Linux.CgroupsPath = tc.path(id) })
+				var pid int
+				if rt == "berth" {
+					e.track(e.bin, e.root, id)
+					e.mustBerth("run", "-d", "-b", bundle, id)
+					pid = e.state(id).Pid
+				} else {
+					runcRoot := e.mkdir("runc-root")
+					e.track(runc, runcRoot, id)
+					if r := runCmd(t, runOpts{}, runc, "--root", runcRoot, "run", "-d", "-b", bundle, id); r.code != 0 {
+						t.Fatalf("runc run -d failed, cannot compare: %s", r)
+					}
+					var st struct{ Pid int }
+					if r := runCmd(t, runOpts{}, runc, "--root", runcRoot, "state", id); r.code != 0 || json.Unmarshal([]byte(r.stdout), &st) != nil {
+						t.Fatalf("runc state: %s", r)
+					}
+					pid = st.Pid
+				}
+				cgs := procCgroups(t, strconv.Itoa(pid))
+				if len(cgs) == 0 {
+					t.Fatalf("%s: /proc/%d/cgroup lists no hierarchy", rt, pid)
+				}
+				got[rt] = map[string]string{}
+				for key, p := range cgs {
+					if want := tc.want(key, id); rt == "berth" && p != want {
+						t.Errorf("cgroupsPath %q: hierarchy %q: expected the container in %s, got %s", tc.path(id), key, want, p)
+					}
+					got[rt][key] = strings.ReplaceAll(p, id, "ID")
+				}
+			}
+			if !maps.Equal(got["berth"], got["runc"]) {
+				t.Errorf("cgroupsPath %q: expected berth's cgroups where runc puts them (ID for the container id):\nberth: %v\nrunc:  %v", tc.path("ID"), got["berth"], got["runc"])
+			}
+		})
+	}
+}
+
+// procCgroups reads /proc/PID/cgroup: the cgroup path of each hierarchy,
+// keyed by its controllers as listed there ("cpu,cpuacct", "name=systemd",
+// "" for cgroup v2).
+func procCgroups(t *testing.T, pid string) map[string]string {
+	t.Helper()
+	data, err := os.ReadFile("/proc/" + pid + "/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		if parts := strings.SplitN(l, ":", 3); len(parts) == 3 {
+			out[parts[1]] = parts[2]
+		}
+	}
+	return out
+}
+
+// hierarchyRoot is the cgroup path at which this host mounts the
+// hierarchy key (as procCgroups keys it): an absolute cgroupsPath is
+// taken from there.
+func hierarchyRoot(t *testing.T, mounts []cgroupMount, key string) string {
+	t.Helper()
+	for _, m := range mounts {
+		if key == "" && m.v2 {
+			return m.root
+		}
+		if key != "" && !m.v2 && isSubset(strings.Split(key, ","), m.options) {
+			return m.root
+		}
+	}
+	t.Fatalf("no mount of the cgroup hierarchy %q in /proc/self/mountinfo", key)
+	return ""
+}
+
+func isSubset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.Contains(b, x) {
+			return false
+		}
+	}
+	return true
 }
 
 func TestCgroupMemoryLimitOOM(t *testing.T) {

@@ -87,6 +87,7 @@ type cgroupMount struct {
 	root        string // the cgroup path of the hierarchy that is mounted
 	mountpoint  string
 	controllers []string // v1: the controllers of the hierarchy
+	options     []string // v1: every super option (controllers, name=systemd, rw...)
 }
 
 func cgroupMounts(t *testing.T) []cgroupMount {
@@ -119,7 +120,7 @@ func cgroupMounts(t *testing.T) []cgroupMount {
 					ctrls = append(ctrls, o)
 				}
 			}
-			ms = append(ms, cgroupMount{root: unescapeMountinfo(f[3]), mountpoint: unescapeMountinfo(f[4]), controllers: ctrls})
+			ms = append(ms, cgroupMount{root: unescapeMountinfo(f[3]), mountpoint: unescapeMountinfo(f[4]), controllers: ctrls, options: strings.Split(g[2], ",")})
 		}
 	}
 	return ms

@@ -26,6 +26,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // defaultParallel is how many tests run at once unless -test.parallel is
@@ -82,18 +84,18 @@ var (
 )
 
 // requireEnv returns the runtime binary and bundle from the environment, or
-// skips the test saying which variable is missing.
+// skips the test saying which variable is missing (fails it under CI=true).
 func requireEnv(t *testing.T) (bin, bundle string) {
 	t.Helper()
 	bin, bundle = os.Getenv("BERTH_BINARY"), os.Getenv("BERTH_BUNDLE")
 	switch {
 	case bin == "":
-		t.Skip("BERTH_BINARY is not set: it must be the absolute path of the runtime binary under test (make integration sets it)")
+		testenv.Missing(t, "BERTH_BINARY is not set: it must be the absolute path of the runtime binary under test (make integration sets it)")
 	case bundle == "":
-		t.Skip("BERTH_BUNDLE is not set: it must be a busybox bundle directory with config.json and rootfs/ (make integration sets it)")
+		testenv.Missing(t, "BERTH_BUNDLE is not set: it must be a busybox bundle directory with config.json and rootfs/ (make integration sets it)")
 	}
 	if os.Geteuid() != 0 {
-		t.Skip("the integration tests run real containers and need root")
+		testenv.Missing(t, "the integration tests run real containers and need root")
 	}
 	if !filepath.IsAbs(bin) {
 		t.Fatalf("BERTH_BINARY=%q must be an absolute path", bin)

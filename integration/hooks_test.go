@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 var hookStages = []string{"prestart", "createRuntime", "createContainer", "startContainer", "poststart", "poststop"}
@@ -142,7 +144,7 @@ func TestHookTimeout(t *testing.T) {
 	e := newEnv(t)
 	sleep, err := exec.LookPath("sleep")
 	if err != nil {
-		t.Skip("no sleep binary on the host for the slow hook")
+		testenv.Missing(t, "no sleep binary on the host for the slow hook")
 	}
 	poststop, marker := e.markerHook()
 	bundle := e.bundle(func(s *specs.Spec) {

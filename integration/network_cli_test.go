@@ -1,6 +1,9 @@
 package integration
 
 import (
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -40,18 +43,25 @@ func TestNetCLI(t *testing.T) {
 	t.Parallel()
 	h := newNetHost(t)
 
-	t.Run("ls with no network", func(t *testing.T) {
+	// As Docker's, ls always shows the default network, and inspect shows
+	// it before its first container; neither writes anything.
+	t.Run("default network on a fresh root", func(t *testing.T) {
 		h := h.withT(t)
-		if names := h.lsNames(); len(names) != 0 {
-			t.Errorf("network ls on a fresh root: expected no network, got %v", names)
+		before := treeSnapshot(t, h.netRoot)
+		r := h.mustBerth("network", "ls")
+		if names := h.lsNames(); len(names) != 1 || names[0] != "bridge" {
+			t.Errorf("network ls on a fresh root: expected the default network bridge alone, got %v", names)
 		}
-	})
-
-	t.Run("default network", func(t *testing.T) {
-		h := h.withT(t)
+		wantFields(t, r.stdout, "bridge berth0 10.77.0.0/16 10.77.0.1 nftables false", "network ls on a fresh root: the default network's row")
 		in := h.inspect("bridge")
-		if in.Name != "bridge" || in.Bridge != "berth0" || in.Firewall != "nftables" || in.Subnet != "10.88.0.0/16" || in.Gateway != "10.88.0.1" || len(in.Containers) != 0 {
-			t.Errorf("network inspect bridge, never created: expected the default network (berth0, 10.88.0.0/16 via 10.88.0.1, nftables, no container), got %+v", in)
+		if in.Name != "bridge" || in.Bridge != "berth0" || in.Firewall != "nftables" || in.Subnet != "10.77.0.0/16" || in.Gateway != "10.77.0.1" || len(in.Containers) != 0 {
+			t.Errorf("network inspect bridge, never used: expected the default network (berth0, 10.77.0.0/16 via 10.77.0.1, nftables, no container), got %+v", in)
+		}
+		if after := treeSnapshot(t, h.netRoot); after != before {
+			t.Errorf("network ls and inspect on a fresh root wrote to BERTH_NET_ROOT:\nbefore:\n%s\nafter:\n%s", before, after)
+		}
+		if out := h.mustRun("ip", "-o", "link", "show", "type", "bridge").stdout; out != "" {
+			t.Errorf("network ls and inspect on a fresh root made a bridge:\n%s", out)
 		}
 	})
 
@@ -133,6 +143,19 @@ func TestNetCLI(t *testing.T) {
 		})
 	}
 
+	// The README's way to give the default network another subnet.
+	t.Run("default network with a subnet of one's choosing", func(t *testing.T) {
+		h := h.withT(t)
+		h.mustBerth("network", "create", "bridge", "--subnet", "10.66.0.0/24")
+		if in := h.inspect("bridge"); in.Subnet != "10.66.0.0/24" || in.Gateway != "10.66.0.1" || in.Bridge != "berth0" {
+			t.Errorf("network create bridge --subnet 10.66.0.0/24: expected the default network on berth0 with 10.66.0.0/24 via 10.66.0.1, got %+v", in)
+		}
+		h.mustBerth("network", "rm", "bridge")
+		if in := h.inspect("bridge"); in.Subnet == "10.66.0.0/24" {
+			t.Errorf("after network rm bridge: expected the default network shown with a default subnet again, got %+v", in)
+		}
+	})
+
 	t.Run("prune", func(t *testing.T) {
 		h := h.withT(t)
 		idle, used := "p1"+h.sfx[:4], "p2"+h.sfx[:4]
@@ -150,8 +173,8 @@ func TestNetCLI(t *testing.T) {
 		}
 		h.mustBerth("delete", "-f", id)
 		wantContains(t, h.mustBerth("network", "prune").stdout, used, "network prune after the last container is gone")
-		if names := h.lsNames(); len(names) != 0 {
-			t.Errorf("after pruning everything: expected no network, ls shows %v", names)
+		if names := h.lsNames(); len(names) != 1 || names[0] != "bridge" {
+			t.Errorf("after pruning everything: expected the default network alone, ls shows %v", names)
 		}
 		if rules := h.rules(); strings.Contains(rules, "BERTH") || strings.Contains(rules, "table ip berth") {
 			t.Errorf("after pruning every network: expected no BERTH chain and no berth table:\n%s", rules)
@@ -160,17 +183,23 @@ func TestNetCLI(t *testing.T) {
 }
 
 // TestNetDefaultNetwork checks that the default network, defined on first
-// use, takes a subnet that no host route overlaps.
+// use, takes a subnet that no host route overlaps (here a route over its
+// usual 10.77.0.0/16, as another tool's network would have), and that
+// inspect showed beforehand the subnet it then took.
 func TestNetDefaultNetwork(t *testing.T) {
 	t.Parallel()
 	h := newNetHost(t)
-	h.mustRun("ip", "route", "add", "blackhole", "10.88.0.0/16")
+	h.mustRun("ip", "route", "add", "blackhole", "10.77.0.0/16")
+	shown := h.inspect("bridge")
 	tok := token()
 	id := h.start(netCtr{spec: []string{"--publish", "8080:80"}, args: webServer, files: webFiles(tok)})
 	in := h.inspect("bridge")
 	subnet, err := netip.ParsePrefix(in.Subnet)
-	if err != nil || subnet.Overlaps(netip.MustParsePrefix("10.88.0.0/16")) {
-		t.Errorf("default network with a host route for 10.88.0.0/16: expected another subnet, got %q", in.Subnet)
+	if err != nil || subnet.Overlaps(netip.MustParsePrefix("10.77.0.0/16")) {
+		t.Errorf("default network with a host route for 10.77.0.0/16: expected another subnet, got %q", in.Subnet)
+	}
+	if shown.Subnet != in.Subnet || shown.Gateway != in.Gateway {
+		t.Errorf("inspect bridge before its first container showed %s via %s; the container's setup defined %s via %s", shown.Subnet, shown.Gateway, in.Subnet, in.Gateway)
 	}
 	if len(in.Containers) != 1 || in.Containers[0].ID != id {
 		t.Fatalf("inspect bridge: expected %s attached (--publish alone implies the default network), got %+v", id, in.Containers)
@@ -254,8 +283,7 @@ func TestNetBadInput(t *testing.T) {
 			t.Run(tc.name, func(t *testing.T) {
 				h := h.withT(t)
 				name := "bad" + h.sfx[:4]
-				// berth-net directly: berth's front end breaks flags (TestNetCLI).
-				r := h.berthNet(append(append([]string{"network", "create"}, tc.flags...), name)...)
+				r := h.berth(append(append([]string{"network", "create"}, tc.flags...), name)...)
 				wantFail(t, r, "network create "+strings.Join(tc.flags, " "))
 				wantContains(t, r.combined(), tc.value, "the error of network create "+strings.Join(tc.flags, " ")+" names the value")
 				if netListHas(h.lsNames(), name) {
@@ -267,15 +295,61 @@ func TestNetBadInput(t *testing.T) {
 			})
 		}
 		for _, bad := range []string{"bad/name", base} {
-			r := h.berthNet("network", "create", bad)
+			r := h.berth("network", "create", bad)
 			wantFail(t, r, "network create "+bad)
 			wantContains(t, r.combined(), bad, "the error of network create names the bad or taken name")
 		}
-		if names := h.lsNames(); len(names) != 1 || names[0] != base {
-			t.Errorf("after the refused creates: expected only %s, ls shows %v", base, names)
+		if names := h.lsNames(); len(names) != 2 || names[0] != base || names[1] != "bridge" {
+			t.Errorf("after the refused creates: expected only %s and the default network bridge, ls shows %v", base, names)
 		}
 		if bridges := h.mustRun("ip", "-o", "link", "show", "type", "bridge").stdout; bridges != "" {
 			t.Errorf("after the refused creates: expected no bridge, got:\n%s", bridges)
 		}
 	})
+}
+
+// treeSnapshot describes the files under root, their modes and contents,
+// or says root does not exist: two equal snapshots mean nothing was
+// written in between.
+func treeSnapshot(t *testing.T, root string) string {
+	t.Helper()
+	if _, err := os.Lstat(root); errors.Is(err, fs.ErrNotExist) {
+		return "(" + root + " does not exist)"
+	}
+	var b strings.Builder
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(&b, "%s %v", p, info.Mode())
+		if info.Mode().IsRegular() {
+			data, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(&b, " %q", data)
+		}
+		b.WriteString("\n")
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("snapshot of %s: %v", root, err)
+	}
+	return b.String()
+}
+
+// wantFields checks that some line of out has exactly the
+// whitespace-separated fields of want.
+func wantFields(t *testing.T, out, want, what string) {
+	t.Helper()
+	for _, l := range strings.Split(out, "\n") {
+		if strings.Join(strings.Fields(l), " ") == want {
+			return
+		}
+	}
+	t.Errorf("%s: expected a line %q, got:\n%s", what, want, out)
 }

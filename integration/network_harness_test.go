@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // The two hosts' addresses on their link; the other host's default route
@@ -65,12 +67,14 @@ type netHost struct {
 	helperErr  error
 }
 
-// requireNetTools skips the test unless the host tools it drives exist.
+// requireNetTools skips the test unless the host tools it drives exist;
+// under CI=true a missing tool fails it instead (the whole network suite
+// would otherwise pass without running).
 func requireNetTools(t *testing.T) {
 	t.Helper()
 	for _, tool := range []string{"ip", "nsenter", "busybox", "iptables-save", "nft", "ss", "sysctl"} {
 		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("the network tests need %s on the host (scripts/setup.sh installs it): %v", tool, err)
+			testenv.Missing(t, "the network tests need %s on the host (scripts/setup.sh installs it): %v", tool, err)
 		}
 	}
 }
@@ -207,14 +211,11 @@ func (h *netHost) berthNet(a ...string) result {
 	return h.run(append([]string{h.netBin()}, a...)...)
 }
 
-// createNetwork defines a network: `berth-net network create FLAGS NAME`.
-// It calls berth-net rather than `berth network create`, because berth's
-// argument reordering currently breaks every `berth network create` that
-// has flags (TestNetCLI checks the front end); the firewall tests should
-// not depend on that.
+// createNetwork defines a network: `berth network create FLAGS NAME`, as
+// users do.
 func (h *netHost) createNetwork(name string, flags ...string) netInspection {
 	h.t.Helper()
-	r := h.berthNet(append(append([]string{"network", "create"}, flags...), name)...)
+	r := h.berth(append(append([]string{"network", "create"}, flags...), name)...)
 	if r.code != 0 {
 		h.t.Fatalf("network create %s: expected exit 0, got %s", name, r)
 	}

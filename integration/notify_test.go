@@ -13,6 +13,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // notifyListener collects sd_notify datagrams sent to a unixgram socket,
@@ -82,7 +84,7 @@ func TestNotifySocket(t *testing.T) {
 	e := newEnv(t)
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("no go toolchain in PATH to build the sd_notify helper (testdata/sdnotify) for the container")
+		testenv.Missing(t, "no go toolchain in PATH to build the sd_notify helper (testdata/sdnotify) for the container")
 	}
 	rootfs := e.privateRootfs()
 	build := exec.Command(goBin, "build", "-o", filepath.Join(rootfs, "sdnotify"), "./testdata/sdnotify")

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 var stateKeys = []string{"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created", "owner"}
@@ -143,7 +145,7 @@ func TestStateMatchesRunc(t *testing.T) {
 	e := newEnv(t)
 	const runc = "/usr/sbin/runc"
 	if _, err := os.Stat(runc); err != nil {
-		t.Skipf("%s is not installed (apt-get install runc), nothing to compare with", runc)
+		testenv.Missing(t, "%s is not installed (apt-get install runc), nothing to compare with", runc)
 	}
 	bundle := e.bundle(func(s *specs.Spec) { s.Annotations = map[string]string{"org.berth.compare": "1"} })
 	runcRoot := e.mkdir("runc-root")

@@ -133,7 +133,7 @@ var networkCommand = &cli.Command{
 			Usage:     "define a bridge network",
 			ArgsUsage: "NAME",
 			Flags: []cli.Flag{
-				&cli.StringFlag{Name: "subnet", Usage: "IPv4 CIDR (default: a free /16 that no host route overlaps)"},
+				&cli.StringFlag{Name: "subnet", Usage: "IPv4 CIDR (default: the first /16 from 10.77.0.0/16, then 10.78-10.87 and 10.48-10.76, that no host route or network overlaps)"},
 				&cli.StringFlag{Name: "gateway", Usage: "the bridge's address (default: the subnet's first)"},
 				&cli.StringFlag{Name: "bridge", Usage: "bridge interface name, at most 15 bytes (default: bt-NAME)"},
 				&cli.IntFlag{Name: "mtu", Usage: "MTU of the bridge and veths"},

@@ -8,7 +8,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/urfave/cli/v2"
 
-	"github.com/berth-runtime/berth/libruntime/state"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 type argCount int
@@ -42,7 +42,7 @@ func checkArgs(c *cli.Context, n int, kind argCount) error {
 // containerID returns the first argument, checked.
 func containerID(c *cli.Context) (string, error) {
 	id := c.Args().First()
-	if err := state.ValidateID(id); err != nil {
+	if err := names.ContainerID(id); err != nil {
 		return "", err
 	}
 	return id, nil

@@ -46,20 +46,20 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // Network is a berth bridge network.
 type Network struct {
 	Name     string       // berth network name, e.g. "berth0" or user-chosen "front"
 	Bridge   string       // Linux bridge interface, e.g. "berth0"
-	Subnet   netip.Prefix // e.g. 10.88.0.0/16
-	Gateway  netip.Addr   // the bridge's address, e.g. 10.88.0.1
+	Subnet   netip.Prefix // e.g. 10.77.0.0/16
+	Gateway  netip.Addr   // the bridge's address, e.g. 10.77.0.1
 	Internal bool         // no masquerade, no traffic in or out of the network except between its members
 }
 
@@ -99,35 +99,6 @@ func New(kind string) (Backend, error) {
 // opTimeout bounds every external command and lock wait.
 const opTimeout = 30 * time.Second
 
-// validNetworkName is what a network name may look like: a letter or digit,
-// then up to 63 of letters, digits, '_', '.', '-'. Names end up in nft
-// chain names and iptables comments, so they stay plain. (Hand-written, not
-// a regexp: berth-net starts once per container, and compiling regexps at
-// package init cost it 0.4 ms each start.)
-func validNetworkName(s string) bool {
-	return len(s) >= 1 && len(s) <= 64 && isAlnum(s[0]) && allOf(s, "_.-")
-}
-
-// validIfname is a Linux interface name: 1 to 15 bytes (IFNAMSIZ-1) of
-// letters, digits, '_', '.', '@', '-' (never '/', ':' or blanks).
-func validIfname(s string) bool {
-	return len(s) >= 1 && len(s) <= 15 && allOf(s, "_.@-")
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// allOf reports whether every byte of s is a letter, a digit or in extra.
-func allOf(s, extra string) bool {
-	for i := 0; i < len(s); i++ {
-		if !isAlnum(s[i]) && strings.IndexByte(extra, s[i]) < 0 {
-			return false
-		}
-	}
-	return true
-}
-
 // ValidateNetwork checks n as every backend does before building a rule
 // from it, so that a network can be refused when it is defined rather
 // than when its first container starts.
@@ -135,11 +106,12 @@ func ValidateNetwork(n Network) error { return validateNetwork(n) }
 
 // validateNetwork checks a Network before any rule is built from it.
 func validateNetwork(n Network) error {
-	if !validNetworkName(n.Name) {
-		return fmt.Errorf("firewall: invalid network name %q", n.Name)
+	// Names end up in nft chain names and iptables comments.
+	if err := names.NetworkName(n.Name); err != nil {
+		return fmt.Errorf("firewall: %w", err)
 	}
-	if !validIfname(n.Bridge) {
-		return fmt.Errorf("firewall: network %q: invalid bridge name %q", n.Name, n.Bridge)
+	if err := names.InterfaceName("bridge", n.Bridge); err != nil {
+		return fmt.Errorf("firewall: network %q: %w", n.Name, err)
 	}
 	if !n.Subnet.IsValid() || !n.Subnet.Addr().Is4() {
 		return fmt.Errorf("firewall: network %q: subnet %v is not an IPv4 prefix", n.Name, n.Subnet)

@@ -14,6 +14,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // --- tests that need no privileges ------------------------------------------
@@ -111,7 +112,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, bc backendCase, l *lab, 
 			requireLab(t)
 			if bc.ipt != "" {
 				if _, err := exec.LookPath(bc.ipt); err != nil {
-					t.Skipf("%s not installed", bc.ipt)
+					testenv.Missing(t, "%s not installed", bc.ipt)
 				}
 			}
 			b, err := bc.open()
@@ -603,21 +604,4 @@ func TestNFTablesPortConflict(t *testing.T) {
 	}
 	l.do(t, "TeardownNetwork", func() error { return b.TeardownNetwork(n) })
 	l.assertClean(t)
-}
-
-// TestNameCheckers: the hand-written name checks accept exactly what the
-// patterns they replace accept.
-func TestNameCheckers(t *testing.T) {
-	networkName := regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
-	ifname := regexp.MustCompile(`^[A-Za-z0-9_.@-]{1,15}$`)
-	names := []string{"", "a", "berth0", "front-end_1.x", "-x", ".x", "_x", "a b", "a/b", "a:b", "a@b", "@x",
-		"é", "x\x00", strings.Repeat("n", 15), strings.Repeat("n", 16), strings.Repeat("n", 64), strings.Repeat("n", 65)}
-	for _, n := range names {
-		if got, want := validNetworkName(n), networkName.MatchString(n); got != want {
-			t.Errorf("validNetworkName(%q) = %v, want %v", n, got, want)
-		}
-		if got, want := validIfname(n), ifname.MatchString(n); got != want {
-			t.Errorf("validIfname(%q) = %v, want %v", n, got, want)
-		}
-	}
 }

@@ -27,6 +27,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 const (
@@ -42,14 +44,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// requireLab skips tests that need root and the ip tool.
+// requireLab skips tests that need root and the ip tool (fails them under
+// CI=true).
 func requireLab(t testing.TB) {
 	t.Helper()
 	if os.Geteuid() != 0 {
-		t.Skip("needs root (network namespaces, netfilter)")
+		testenv.Missing(t, "needs root (network namespaces, netfilter)")
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2's ip")
+		testenv.Missing(t, "needs iproute2's ip")
 	}
 }
 

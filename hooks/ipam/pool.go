@@ -5,8 +5,8 @@
 // On-disk layout of a pool directory:
 //
 //	lock              flock(2) target; never holds data
-//	subnet            the subnet the pool was created for, e.g. "10.88.0.0/16\n"
-//	last_reserved     the address Allocate handed out last, e.g. "10.88.0.7\n"
+//	subnet            the subnet the pool was created for, e.g. "10.77.0.0/16\n"
+//	last_reserved     the address Allocate handed out last, e.g. "10.77.0.7\n"
 //	leases/<addr>     one file per lease, named by the address; content: the owner id
 //	owners/<owner>    index from owner to its lease; content: the address and "\n"
 //	tmp/              temporary files, renamed or linked into place when complete

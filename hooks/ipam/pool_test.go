@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 var (
@@ -261,7 +261,7 @@ func TestAllocateSpecific(t *testing.T) {
 		{"c3", addr("10.88.0.0"), "address 10.88.0.0 is the network address"},
 		{"c3", addr("10.88.0.255"), "address 10.88.0.255 is the broadcast address"},
 		{"c3", addr("10.88.0.1"), "address 10.88.0.1 is the gateway"},
-		{"a/b", addr("10.88.0.9"), `owner id "a/b": must not contain '/'`},
+		{"a/b", addr("10.88.0.9"), `container id "a/b": character '/' not allowed`},
 	} {
 		err := p.AllocateSpecific(tc.owner, tc.addr)
 		if err == nil || !strings.Contains(err.Error(), tc.mention) {
@@ -282,11 +282,11 @@ func TestBadOwners(t *testing.T) {
 	p := openPool(t, t.TempDir(), subnet24, gw24)
 	for owner, mention := range map[string]string{
 		"":                 "must not be empty",
-		".":                `owner id ".": must not be a path element`,
-		"..":               `owner id "..": must not be a path element`,
-		"../../etc/passwd": "must not contain '/'",
-		"a\x00b":           "must not contain NUL",
-		strings.Repeat("x", statefile.MaxOwnerLength+1): "longer than 1024 bytes",
+		".":                `container id ".": must not be a path element`,
+		"..":               `container id "..": must not be a path element`,
+		"../../etc/passwd": "character '/' not allowed",
+		"a\x00b":           `character '\x00' not allowed`,
+		strings.Repeat("x", names.MaxContainerID+1): "longer than 255 bytes",
 	} {
 		if _, err := p.Allocate(owner); err == nil || !strings.Contains(err.Error(), mention) {
 			t.Errorf("Allocate(%q) = %v, want an error mentioning %q", owner, err, mention)
@@ -295,8 +295,7 @@ func TestBadOwners(t *testing.T) {
 			t.Errorf("Release(%q) = %v, want an error mentioning %q", owner, err, mention)
 		}
 	}
-	// Ids are file names, so beyond checkOwner the file system's NAME_MAX
-	// (255 bytes) applies; container ids are far shorter in practice.
+	// The longest container id names a lease's owner file.
 	if _, err := p.Allocate(strings.Repeat("x", 255)); err != nil {
 		t.Errorf("255-byte owner: %v", err)
 	}

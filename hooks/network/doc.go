@@ -7,7 +7,7 @@
 // does, one kernel step per function in kernel.go, in this order:
 //
 //  1. create the bridge (ip link add berth0 type bridge) and give it the
-//     gateway address (ip addr add 10.88.0.1/16 dev berth0);
+//     gateway address (ip addr add 10.77.0.1/16 dev berth0);
 //  2. create a veth pair whose host end is attached to the bridge and whose
 //     other end is born in the container's network namespace as eth0, in
 //     one netlink message (ip link add btXXXX master berth0 type veth peer

@@ -13,6 +13,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // Attached is a container on a network, as inspect shows it.
@@ -30,9 +31,11 @@ type Inspection struct {
 	Containers []Attached `json:"containers"`
 }
 
-// Inspect describes a network and the containers attached to it.
+// Inspect describes a network and the containers attached to it. It
+// writes nothing: the default network, until defined, is shown as it
+// would be defined now.
 func (l Layout) Inspect(name string) (*Inspection, error) {
-	n, err := l.LoadNetwork(name)
+	n, err := l.ShowNetwork(name)
 	if err != nil {
 		return nil, err
 	}
@@ -62,9 +65,8 @@ func (l Layout) RemoveNetwork(name string) error {
 
 func (l Layout) removeNetworkLocked(name string) error {
 	// The name builds the paths of the definition and of the leases removed
-	// below: one such as ../../x must never get that far. (checkName, not
-	// checkNetworkName: networks defined before that rule can still go.)
-	if err := checkName("network name", name, maxNetworkName); err != nil {
+	// below: one such as ../../x must never get that far.
+	if err := names.NetworkName(name); err != nil {
 		return err
 	}
 	n, err := l.readNetwork(name)

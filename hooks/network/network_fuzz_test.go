@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // The fuzz targets below feed berth-net's user-supplied names and options
@@ -19,8 +20,8 @@ import (
 
 // fuzzExisting and fuzzRoutes are the world FuzzNewNetwork checks against.
 var (
-	fuzzExisting = []Network{{Name: "taken", Bridge: "bt-taken", Subnet: netip.MustParsePrefix("10.88.0.0/16"),
-		Gateway: netip.MustParseAddr("10.88.0.1"), Firewall: "nftables"}}
+	fuzzExisting = []Network{{Name: "taken", Bridge: "bt-taken", Subnet: netip.MustParsePrefix("10.77.0.0/16"),
+		Gateway: netip.MustParseAddr("10.77.0.1"), Firewall: "nftables"}}
 	fuzzRoutes = []netip.Prefix{netip.MustParsePrefix("192.168.1.0/24")}
 )
 
@@ -42,13 +43,13 @@ func FuzzNewNetwork(f *testing.F) {
 		switch {
 		case n.Name != name:
 			t.Fatalf("%+v: created network is named %q", o, n.Name)
-		case checkNetworkName(n.Name) != nil:
-			t.Fatalf("%+v: accepted a name that checkNetworkName refuses: %v", o, checkNetworkName(n.Name))
+		case names.NetworkName(n.Name) != nil:
+			t.Fatalf("%+v: accepted a name that names.NetworkName refuses: %v", o, names.NetworkName(n.Name))
 		case !inDir(l.networksDir(), l.networkFile(n.Name)):
 			t.Fatalf("%+v: definition %s is not in %s", o, l.networkFile(n.Name), l.networksDir())
 		case !inDir(filepath.Join(l.Root, "ipam"), l.ipamDir(n.Name)):
 			t.Fatalf("%+v: leases %s are not in %s/ipam", o, l.ipamDir(n.Name), l.Root)
-		case n.Bridge == "" || len(n.Bridge) > maxIfName || checkName("bridge", n.Bridge, maxIfName) != nil:
+		case n.Bridge == "" || len(n.Bridge) > names.MaxInterfaceName || names.InterfaceName("bridge", n.Bridge) != nil:
 			t.Fatalf("%+v: bridge name %q is not an interface name", o, n.Bridge)
 		case bridge != "" && n.Bridge != bridge:
 			t.Fatalf("%+v: asked for bridge %q, got %q", o, bridge, n.Bridge)
@@ -92,15 +93,15 @@ func FuzzParseMode(f *testing.F) {
 				t.Fatalf("ParseMode(%q) = %+v", s, m)
 			}
 		case "bridge":
-			if err := checkNetworkName(m.Name); err != nil {
-				t.Fatalf("ParseMode(%q) = %+v: a network name checkNetworkName refuses: %v", s, m, err)
+			if err := names.NetworkName(m.Name); err != nil {
+				t.Fatalf("ParseMode(%q) = %+v: a network name names.NetworkName refuses: %v", s, m, err)
 			}
 			if !inDir(l.networksDir(), l.networkFile(m.Name)) {
 				t.Fatalf("ParseMode(%q): network file %s escapes %s", s, l.networkFile(m.Name), l.networksDir())
 			}
 		case "container":
-			if err := checkContainerID(m.Name); err != nil {
-				t.Fatalf("ParseMode(%q) = %+v: a container id checkContainerID refuses: %v", s, m, err)
+			if err := names.ContainerID(m.Name); err != nil {
+				t.Fatalf("ParseMode(%q) = %+v: a container id names.ContainerID refuses: %v", s, m, err)
 			}
 			if !inDir(l.recordsDir(), l.recordFile(m.Name)) {
 				t.Fatalf("ParseMode(%q): record %s escapes %s", s, l.recordFile(m.Name), l.recordsDir())
@@ -120,15 +121,12 @@ func FuzzContainerID(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, id string) {
-		if err := checkContainerID(id); err != nil {
+		if err := names.ContainerID(id); err != nil {
 			return
 		}
 		l := Layout{Root: t.TempDir()}
 		if !inDir(l.recordsDir(), l.recordFile(id)) {
 			t.Fatalf("id %q: record %s escapes %s", id, l.recordFile(id), l.recordsDir())
-		}
-		if len(id)+len(".json") > 255 {
-			return // longer than a file name may be: saveRecord fails, and says so
 		}
 		if err := l.saveRecord(&Record{ID: id, Mode: "none"}); err != nil {
 			t.Fatalf("id %q: saveRecord: %v", id, err)
@@ -159,8 +157,8 @@ func TestNameRegressions(t *testing.T) {
 	}
 	// runc (and berth) accept '+' in container ids; berth-net refused it,
 	// so such a container could not get a network.
-	if err := checkContainerID("a+b"); err != nil {
-		t.Errorf("checkContainerID(a+b) = %v, want nil", err)
+	if err := names.ContainerID("a+b"); err != nil {
+		t.Errorf("names.ContainerID(a+b) = %v, want nil", err)
 	}
 	if _, err := ParseMode("container:a+b"); err != nil {
 		t.Errorf("ParseMode(container:a+b) = %v, want nil", err)
@@ -176,6 +174,25 @@ func TestNameRegressions(t *testing.T) {
 	recs, err := l.Records()
 	if err != nil || len(recs) != 2 || recs[0].ID != ".x" {
 		t.Errorf("Records() = %+v, %v: want the records of .x and y", recs, err)
+	}
+	// berth takes ids of up to 255 bytes, berth-net took 1024, and
+	// saved a record as ID.json, which has no room for ids over 250 bytes:
+	// such a container failed in its network hook ("file name too long").
+	for _, id := range []string{strings.Repeat("a", 250), strings.Repeat("b", 251), strings.Repeat("c", 255)} {
+		if err := l.saveRecord(&Record{ID: id, Mode: "none"}); err != nil {
+			t.Errorf("saveRecord of a %d-byte id: %v", len(id), err)
+		}
+		if r, err := l.LoadRecord(id); err != nil || r.ID != id {
+			t.Errorf("LoadRecord of a %d-byte id = %+v, %v", len(id), r, err)
+		}
+	}
+	if recs, err := l.Records(); err != nil || len(recs) != 5 {
+		t.Errorf("Records() = %d records, %v: want 5 (.x, y and the three long ids)", len(recs), err)
+	}
+	for _, id := range []string{strings.Repeat("d", 256), strings.Repeat("d", 1024)} {
+		if err := names.ContainerID(id); err == nil || !strings.Contains(err.Error(), "longer than 255 bytes") {
+			t.Errorf("a %d-byte container id: %v, want it refused as berth refuses it", len(id), err)
+		}
 	}
 	// network rm built paths from the name unchecked: ../../x read
 	// ROOT/../x.json and removed the directory ROOT/../x.

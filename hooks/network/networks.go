@@ -12,11 +12,14 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // The network every bridge container joins unless told otherwise, as
-// Docker's "bridge". It exists without being created: its definition is
-// written the first time it is used.
+// Docker's "bridge". It exists without being created: ls and inspect show
+// it as it would be defined, and its definition is written the first time
+// a container uses it. `berth network create bridge --subnet CIDR` before
+// that (or after `berth network rm bridge`) defines it otherwise.
 const (
 	DefaultNetwork = "bridge"
 	DefaultBridge  = "berth0"
@@ -27,9 +30,6 @@ const (
 // port by adding a map element, so a setup costs no exec at all.
 const DefaultFirewall = "nftables"
 
-// maxIfName is IFNAMSIZ-1: Linux interface names are at most 15 bytes.
-const maxIfName = 15
-
 // Network is a named bridge network, as `berth network inspect` shows it.
 type Network struct {
 	Name     string       `json:"name"`
@@ -39,7 +39,7 @@ type Network struct {
 	MTU      int          `json:"mtu,omitempty"`
 	Internal bool         `json:"internal,omitempty"`
 	Firewall string       `json:"firewall"`
-	Created  time.Time    `json:"created"`
+	Created  time.Time    `json:"created,omitzero"` // zero: the default network, not yet defined
 }
 
 func (n *Network) firewallNetwork() firewall.Network {
@@ -58,20 +58,40 @@ type CreateOptions struct {
 }
 
 // candidateSubnets are tried in order for networks created without
-// --subnet, skipping any that overlap a host route or another network.
+// --subnet, skipping any that overlap a host route or another network; the
+// default network, usually the first defined, gets DefaultSubnet.
+//
+// They avoid what the common tools take by default, because a tool that
+// comes second does not always look at the routes: podman's default
+// network is 10.88.0.0/16 and, with a host route of berth's pointing at
+// berth's bridge, its containers were unreachable and neither noticed. The
+// ranges avoided: Docker's 172.17.0.0/16 and its pools 172.17-31.0.0/16
+// and 192.168.0.0/16 (/20s), swarm's overlays from 10.0.0.0/8 (/24s,
+// upward from 10.0.0.0); podman's 10.88.0.0/16 and its pools from
+// 10.89.0.0/24 upward; containerd's CNI example 10.88.0.0/16; nerdctl's
+// 10.4.0.0/24 and up; flannel's and kind's 10.244.0.0/16, kind's and
+// kubeadm's services 10.96.0.0/12; k3s's 10.42.0.0/16 and 10.43.0.0/16;
+// Weave's 10.32.0.0/12; Calico's 192.168.0.0/16 and microk8s's
+// 10.1.0.0/16; Cilium's pods from 10.0.0.0/8 (/24s, upward); libvirt's
+// 192.168.122.0/24, VirtualBox's 192.168.56.0/24 and 10.0.2.0/24,
+// minikube's 192.168.49.0/24. What is left between k3s and Weave below and
+// podman above, 10.48.0.0-10.87.255.255, no common tool allocates from by
+// default; the /16s of it are tried from 10.77 (LXD and Incus pick a random
+// 10.x.y.0/24: the host-route check is what keeps clear of those).
 var candidateSubnets = func() []netip.Prefix {
 	var out []netip.Prefix
-	for i := 88; i < 100; i++ {
+	for i := 77; i <= 87; i++ {
 		out = append(out, netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/16", i)))
 	}
-	for i := 18; i < 32; i++ {
-		out = append(out, netip.MustParsePrefix(fmt.Sprintf("172.%d.0.0/16", i)))
-	}
-	for i := 100; i < 200; i++ {
-		out = append(out, netip.MustParsePrefix(fmt.Sprintf("192.168.%d.0/24", i)))
+	for i := 48; i < 77; i++ {
+		out = append(out, netip.MustParsePrefix(fmt.Sprintf("10.%d.0.0/16", i)))
 	}
 	return out
 }()
+
+// DefaultSubnet is the default network's subnet unless a host route or
+// another network already covers it.
+var DefaultSubnet = candidateSubnets[0]
 
 // CreateNetwork validates o and records the network. Its bridge and rules
 // are made when its first container joins.
@@ -85,21 +105,13 @@ func (l Layout) CreateNetwork(o CreateOptions) (*Network, error) {
 }
 
 func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
-	if err := checkNetworkName(o.Name); err != nil {
+	if err := names.NetworkName(o.Name); err != nil {
 		return nil, err
 	}
 	if _, err := os.Stat(l.networkFile(o.Name)); err == nil {
 		return nil, fmt.Errorf("network %q already exists", o.Name)
 	}
-	existing, err := l.listNetworks()
-	if err != nil {
-		return nil, err
-	}
-	routes, err := hostRoutes()
-	if err != nil {
-		return nil, err
-	}
-	n, err := newNetwork(o, existing, routes)
+	n, err := l.proposeNetwork(o)
 	if err != nil {
 		return nil, err
 	}
@@ -110,11 +122,25 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	return n, nil
 }
 
+// proposeNetwork is the network o would define now, against the networks
+// defined and the host's routes. It writes nothing.
+func (l Layout) proposeNetwork(o CreateOptions) (*Network, error) {
+	existing, err := l.listNetworks()
+	if err != nil {
+		return nil, err
+	}
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	return newNetwork(o, existing, routes)
+}
+
 // newNetwork checks o against the networks that exist and the host's
 // routes, and fills in what o leaves to be chosen. It reads neither disk
 // nor kernel, so that every option can be fuzzed (FuzzNewNetwork).
 func newNetwork(o CreateOptions, existing []Network, routes []netip.Prefix) (*Network, error) {
-	if err := checkNetworkName(o.Name); err != nil {
+	if err := names.NetworkName(o.Name); err != nil {
 		return nil, err
 	}
 	n := &Network{Name: o.Name, MTU: o.MTU, Internal: o.Internal, Firewall: o.Firewall}
@@ -131,7 +157,7 @@ func newNetwork(o CreateOptions, existing []Network, routes []netip.Prefix) (*Ne
 	if n.Bridge == "" {
 		n.Bridge = bridgeNameFor(o.Name)
 	}
-	if err := checkIfName("--bridge", n.Bridge); err != nil {
+	if err := names.InterfaceName("--bridge", n.Bridge); err != nil {
 		return nil, err
 	}
 	for _, e := range existing {
@@ -190,17 +216,10 @@ func bridgeNameFor(name string) string {
 	if name == DefaultNetwork {
 		return DefaultBridge
 	}
-	if b := "bt-" + name; len(b) <= maxIfName {
+	if b := "bt-" + name; len(b) <= names.MaxInterfaceName {
 		return b
 	}
 	return "bt-" + shortHash(name, 12)
-}
-
-func checkIfName(what, name string) error {
-	if len(name) > maxIfName {
-		return fmt.Errorf("%s %q: interface names are at most %d bytes", what, name, maxIfName)
-	}
-	return checkName(what, name, maxIfName)
 }
 
 func checkOverlap(p netip.Prefix, networks []Network, routes []netip.Prefix) error {
@@ -248,10 +267,26 @@ func (l Layout) saveNetwork(n *Network) error {
 	return saveJSON(l.networkFile(n.Name), "network "+n.Name, n)
 }
 
-// LoadNetwork reads a network's definition; the default network is
-// defined on first use.
+// ShowNetwork reads a network's definition; the default network, until
+// it is defined, is shown as it would be defined now. It writes nothing.
+func (l Layout) ShowNetwork(name string) (*Network, error) {
+	if err := names.NetworkName(name); err != nil {
+		return nil, err
+	}
+	n, err := l.readNetwork(name)
+	if errors.Is(err, os.ErrNotExist) && name == DefaultNetwork {
+		return l.proposeNetwork(CreateOptions{Name: DefaultNetwork})
+	}
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("network %q does not exist (berth network create %s)", name, name)
+	}
+	return n, err
+}
+
+// LoadNetwork reads a network's definition for a container that joins
+// it: the default network is defined on first use.
 func (l Layout) LoadNetwork(name string) (*Network, error) {
-	if err := checkName("network name", name, maxNetworkName); err != nil {
+	if err := names.NetworkName(name); err != nil {
 		return nil, err
 	}
 	n, err := l.readNetwork(name)
@@ -280,8 +315,31 @@ func (l Layout) readNetwork(name string) (*Network, error) {
 	return &n, nil
 }
 
-// ListNetworks returns every defined network, sorted by name.
-func (l Layout) ListNetworks() ([]Network, error) { return l.listNetworks() }
+// ListNetworks returns every defined network and the default network,
+// defined or not (as Docker's ls always shows "bridge"), sorted by name.
+// It writes nothing.
+func (l Layout) ListNetworks() ([]Network, error) {
+	nets, err := l.listNetworks()
+	if err != nil {
+		return nil, err
+	}
+	for _, n := range nets {
+		if n.Name == DefaultNetwork {
+			return nets, nil
+		}
+	}
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	def, err := newNetwork(CreateOptions{Name: DefaultNetwork}, nets, routes)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", DefaultNetwork, err)
+	}
+	nets = append(nets, *def)
+	sort.Slice(nets, func(i, j int) bool { return nets[i].Name < nets[j].Name })
+	return nets, nil
+}
 
 func (l Layout) listNetworks() ([]Network, error) {
 	entries, err := os.ReadDir(l.networksDir())
@@ -295,7 +353,7 @@ func (l Layout) listNetworks() ([]Network, error) {
 	for _, e := range entries {
 		// Only NAME.json defines a network; temporary files (new-*) do not.
 		name, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || checkName("network name", name, maxNetworkName) != nil {
+		if !ok || names.NetworkName(name) != nil {
 			continue
 		}
 		n, err := l.readNetwork(name)

@@ -7,11 +7,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 // Record is everything berth-net made for one container. It is written
@@ -44,13 +46,29 @@ func shortHash(s string, n int) string {
 	return hex.EncodeToString(sum[:])[:n]
 }
 
+// recordName is the file name of a container's record: ID.json, or, for an
+// id too long for that (an id may have 255 bytes, as many as a file name),
+// ~HASH.json: '~' begins no container id, so the two kinds never meet, and
+// the record inside says whose it is.
+func recordName(id string) string {
+	if len(id)+len(".json") <= maxFileName {
+		return id + ".json"
+	}
+	return longRecordPrefix + shortHash(id, 64) + ".json"
+}
+
+const (
+	maxFileName      = 255 // NAME_MAX
+	longRecordPrefix = "~"
+)
+
 func (l Layout) saveRecord(r *Record) error {
 	return saveJSON(l.recordFile(r.ID), "record of "+r.ID, r)
 }
 
 // LoadRecord reads a container's record; os.ErrNotExist if it has none.
 func (l Layout) LoadRecord(id string) (*Record, error) {
-	if err := checkContainerID(id); err != nil {
+	if err := names.ContainerID(id); err != nil {
 		return nil, err
 	}
 	var r Record
@@ -76,7 +94,18 @@ func (l Layout) Records() ([]Record, error) {
 		// allows it), so such a record must not be taken for a hidden file:
 		// gc and network rm would not see the container.
 		id, ok := strings.CutSuffix(e.Name(), ".json")
-		if !ok || checkContainerID(id) != nil {
+		if !ok {
+			continue
+		}
+		if strings.HasPrefix(id, longRecordPrefix) {
+			var err error
+			if id, err = l.longRecordID(e.Name()); errors.Is(err, os.ErrNotExist) {
+				continue
+			} else if err != nil {
+				return nil, err
+			}
+		}
+		if names.ContainerID(id) != nil {
 			continue
 		}
 		r, err := l.LoadRecord(id)
@@ -90,6 +119,19 @@ func (l Layout) Records() ([]Record, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
+}
+
+// longRecordID reads whose record the file name (a ~HASH.json) is: the id
+// inside, or "" if that id's record would not have this name.
+func (l Layout) longRecordID(name string) (string, error) {
+	var r Record
+	if err := loadJSON(filepath.Join(l.recordsDir(), name), "record "+name, &r); err != nil {
+		return "", err
+	}
+	if recordName(r.ID) != name {
+		return "", nil
+	}
+	return r.ID, nil
 }
 
 func (l Layout) removeRecord(id string) error {

@@ -19,6 +19,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/names"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
@@ -35,14 +36,14 @@ func ParseMode(s string) (Mode, error) {
 	case kind == "bridge" && !hasArg:
 		return Mode{Kind: "bridge", Name: DefaultNetwork}, nil
 	case kind == "bridge":
-		if err := checkNetworkName(arg); err != nil {
+		if err := names.NetworkName(arg); err != nil {
 			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
 		}
 		return Mode{Kind: "bridge", Name: arg}, nil
 	case (kind == "host" || kind == "none") && !hasArg:
 		return Mode{Kind: kind}, nil
 	case kind == "container" && hasArg:
-		if err := checkContainerID(arg); err != nil {
+		if err := names.ContainerID(arg); err != nil {
 			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
 		}
 		return Mode{Kind: "container", Name: arg}, nil
@@ -101,7 +102,7 @@ func checkHostname(h string) error {
 // Setup gives the container described by st its network. On failure it
 // undoes what it made before returning, so nothing is left half-made.
 func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
-	if err := checkContainerID(st.ID); err != nil {
+	if err := names.ContainerID(st.ID); err != nil {
 		return err
 	}
 	maps, err := portspec.ParseAll(o.Publish)

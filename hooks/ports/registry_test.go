@@ -16,7 +16,7 @@ import (
 
 	"github.com/berth-runtime/berth/hooks/portspec"
 
-	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/names"
 )
 
 var (
@@ -313,9 +313,9 @@ func TestReserveRejects(t *testing.T) {
 	for owner, mention := range map[string]string{
 		"":          "must not be empty",
 		"..":        "must not be a path element",
-		"x/../../y": "must not contain '/'",
-		"a\x00":     "must not contain NUL",
-		strings.Repeat("a", statefile.MaxOwnerLength+1): "longer than 1024 bytes",
+		"x/../../y": "character '/' not allowed",
+		"a\x00":     `character '\x00' not allowed`,
+		strings.Repeat("a", names.MaxContainerID+1): "longer than 255 bytes",
 	} {
 		wantReserveError(t, r, owner, []portspec.Mapping{tcp(p)}, mention)
 		if err := r.Release(owner); err == nil || !strings.Contains(err.Error(), mention) {

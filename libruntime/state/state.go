@@ -1,3 +1,6 @@
+// Package state reports containers: the state directory layout, and the
+// state/list JSON that runc prints and that containerd, podman and scripts
+// parse. (Container ids are checked by internal/names.)
 package state
 
 import (

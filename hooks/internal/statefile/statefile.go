@@ -14,32 +14,16 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/internal/names"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/process"
 )
 
-// MaxOwnerLength bounds owner ids. berth's own ids are at most 255 bytes
-// (libruntime/state); a hook may serve other runtimes, so the bound here is
-// looser, and the filesystem refuses a name over 255 bytes cleanly.
-const MaxOwnerLength = 1024
-
-// CheckOwner refuses owner ids that would not be a single, ordinary path
-// element, before any path is built from them.
-func CheckOwner(owner string) error {
-	switch {
-	case owner == "":
-		return errors.New("owner id must not be empty")
-	case len(owner) > MaxOwnerLength:
-		return fmt.Errorf("owner id %.32q...: longer than %d bytes", owner, MaxOwnerLength)
-	case owner == "." || owner == "..":
-		return fmt.Errorf("owner id %q: must not be a path element", owner)
-	case strings.ContainsRune(owner, '/'):
-		return fmt.Errorf("owner id %q: must not contain '/'", owner)
-	case strings.ContainsRune(owner, 0):
-		return fmt.Errorf("owner id %q: must not contain NUL", owner)
-	}
-	return nil
-}
+// CheckOwner refuses owner ids that are not container ids (internal/names):
+// the leases and port reservations of a container are files named by its
+// id, and must take every id that berth takes, and nothing that would not
+// be a single, ordinary path element.
+func CheckOwner(owner string) error { return names.ContainerID(owner) }
 
 // Lock takes a flock(2) on path (created if missing) and returns the
 // function that drops it. flock rather than an in-process mutex because
