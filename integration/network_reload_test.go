@@ -1,6 +1,8 @@
 package integration
 
 import (
+	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -240,3 +242,59 @@ func (h *netHost) ruleText() string {
 }
 
 var counters = regexp.MustCompile(`\[\d+:\d+\]`)
+
+// TestNetReloadCrash: network reload SIGKILLed after its first restore of
+// a link, after its first restore of firewall rules and, for iptables,
+// halfway through a network's rules. The next check still finds what is
+// missing, the next reload restores it, and traffic flows; the cleanups'
+// delete -f leaves nothing.
+func TestNetReloadCrash(t *testing.T) {
+	t.Parallel()
+	requireEnv(t)
+	requireNetTools(t)
+	dir, err := os.MkdirTemp("", "bt-reload-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	buildCrashBinaries(t, dir)
+	for _, fw := range fwBackends {
+		t.Run(fw, func(t *testing.T) {
+			t.Parallel()
+			h := newNetHost(t)
+			h.shared.bin = filepath.Join(dir, "berth") // every berth run of this test, cleanups included
+			netName := "rc" + h.sfx[:4]
+			n := h.createNetwork(netName, "--firewall", fw)
+			gw := n.Gateway + "/" + strings.Split(n.Subnet, "/")[1]
+			tok := token()
+			h.start(netCtr{spec: []string{"--network", "bridge:" + netName, "--publish", "8080:80"}, args: webServer, files: webFiles(tok)})
+			wantTCP(t, h.otherSide(), hostAddr, 8080, tok, "before any damage, from the other host")
+			points := []string{"net.reload.restored", "fw.reconcile.restored"}
+			if fw == "iptables" {
+				points = append(points, "fw.iptables.network-rule.3")
+			}
+			for _, p := range points {
+				t.Run(p, func(t *testing.T) {
+					h := h.withT(t)
+					h.mustRun("ip", "addr", "del", gw, "dev", n.Bridge)
+					if fw == "nftables" {
+						h.mustRun("nft", "flush", "ruleset")
+					} else {
+						for _, table := range []string{"nat", "filter"} {
+							h.mustRun("iptables", "-t", table, "-F")
+							h.mustRun("iptables", "-t", table, "-X")
+						}
+					}
+					r := h.berthEnv([]string{crashEnv + "=" + p}, "network", "reload")
+					if r.code != -1 {
+						t.Errorf("network reload with %s=%s: expected it to be killed by SIGKILL, got %s", crashEnv, p, r)
+					}
+					wantCode(t, h.berth("network", "check"), 1, "network check after the killed reload")
+					h.mustBerth("network", "reload")
+					wantCode(t, h.berth("network", "check"), 0, "network check after the next reload")
+					wantTCP(t, h.otherSide(), hostAddr, 8080, tok, "after the next reload, from the other host")
+				})
+			}
+		})
+	}
+}

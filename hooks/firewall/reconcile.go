@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // Reconciling: berth writes a network's rules when its bridge is first made
@@ -53,6 +55,7 @@ func settle(groups []driftGroup, repair bool) []Drift {
 		var err error
 		if repair {
 			err = g.restore()
+			crashpoint.Hit("fw.reconcile.restored")
 		}
 		for _, m := range g.missing {
 			out = append(out, Drift{Object: m, Err: err})

@@ -17,6 +17,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // Drift is one kernel object that berth's records call for and the kernel
@@ -180,6 +181,7 @@ func settleSteps(steps []repairStep, repair bool) []Drift {
 		var err error
 		if repair {
 			err = s.restore()
+			crashpoint.Hit("net.reload.restored")
 		}
 		for _, m := range s.missing {
 			out = append(out, Drift{Object: m, Err: err})
