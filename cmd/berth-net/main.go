@@ -1,8 +1,10 @@
 // Command berth-net gives OCI containers Docker-style networking as OCI
 // hooks: `setup` as a createRuntime (or prestart) hook, `teardown` as a
 // poststop hook, each reading the container's state JSON on stdin. It also
-// manages networks (`network create|ls|inspect|rm|prune`) and releases what
-// crashed containers left (`gc`). `berth network ...` and `berth gc` run it.
+// manages networks (`network create|ls|inspect|rm|prune`), checks and
+// restores what the kernel lost of them (`network check|reload`), and
+// releases what crashed containers left (`gc`). `berth network ...` and
+// `berth gc` run it.
 package main
 
 import (
@@ -216,6 +218,53 @@ var networkCommand = &cli.Command{
 					fmt.Println(n)
 				}
 				return err
+			},
+		},
+		{
+			Name:  "check",
+			Usage: "list what of the networks' bridges and rules and the containers' published ports the kernel lacks; exit 1 if anything",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 0 {
+					return fmt.Errorf("network check: takes no arguments, got %q", c.Args().First())
+				}
+				drift, err := layout().Reconcile(false)
+				if err != nil {
+					return err
+				}
+				for _, d := range drift {
+					fmt.Println("missing:", d.Object)
+				}
+				if len(drift) > 0 {
+					return fmt.Errorf("network check: %d objects missing (berth network reload restores them)", len(drift))
+				}
+				fmt.Println("all in place: every network's bridge and rules and every running container's published ports")
+				return nil
+			},
+		},
+		{
+			Name:  "reload",
+			Usage: "restore what of the networks' bridges and rules and the containers' published ports the kernel lacks (after a firewall flush or reload)",
+			Action: func(c *cli.Context) error {
+				if c.NArg() != 0 {
+					return fmt.Errorf("network reload: takes no arguments, got %q", c.Args().First())
+				}
+				drift, err := layout().Reconcile(true)
+				failed := 0
+				for _, d := range drift {
+					if d.Err != nil {
+						failed++
+						fmt.Printf("not restored: %s: %v\n", d.Object, d.Err)
+						continue
+					}
+					fmt.Println("restored:", d.Object)
+				}
+				if err != nil {
+					return err
+				}
+				if failed > 0 {
+					return fmt.Errorf("network reload: %d objects could not be restored", failed)
+				}
+				return nil
 			},
 		},
 	},

@@ -45,7 +45,7 @@ func handOver(args ...string) error {
 
 var networkCommand = &cli.Command{
 	Name:            "network",
-	Usage:           "manage bridge networks (create, ls, inspect, rm, prune); see berth-net network --help",
+	Usage:           "manage bridge networks (create, ls, inspect, rm, prune, check, reload); see berth-net network --help",
 	SkipFlagParsing: true,
 	Action: func(c *cli.Context) error {
 		return handOver(append([]string{"network"}, c.Args().Slice()...)...)

@@ -82,6 +82,9 @@ type Backend interface {
 	// AddPorts publishes e.Ports (one batch); RemovePorts undoes exactly that and succeeds if already gone.
 	AddPorts(e Endpoint) error
 	RemovePorts(e Endpoint) error
+	// Reconcile lists what of want's rules and published ports the kernel
+	// lacks; with repair it restores that, and nothing else (reconcile.go).
+	Reconcile(want Desired, repair bool) ([]Drift, error)
 }
 
 // New returns the backend named kind: "iptables" or "nftables".

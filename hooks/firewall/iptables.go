@@ -196,9 +196,18 @@ func (b *iptablesBackend) SetupNetwork(n Network) error {
 	if err := b.ensureSkeleton(); err != nil {
 		return fmt.Errorf("firewall: iptables: setting up network %q: %w", n.Name, err)
 	}
+	if err := b.appendNetworkRules(n); err != nil {
+		return fmt.Errorf("firewall: iptables: setting up network %q: %w", n.Name, err)
+	}
+	return nil
+}
+
+// appendNetworkRules appends those of the network's rules that are not
+// there yet.
+func (b *iptablesBackend) appendNetworkRules(n Network) error {
 	for i, r := range networkRules(n) {
 		if err := b.ipt.AppendUnique(r.table, r.chain, r.spec...); err != nil {
-			return fmt.Errorf("firewall: iptables: setting up network %q: %w", n.Name, err)
+			return err
 		}
 		// Each rule is a separate iptables run, so a crash can leave any
 		// prefix of the network's rules: the crash tests stop after each.

@@ -183,22 +183,41 @@ func (b *nftablesBackend) SetupNetwork(n Network) error {
 	if err != nil {
 		return err
 	}
-	o := newNFTObjects()
-	if err := addSkeleton(c, o); err != nil {
-		return fmt.Errorf("firewall: nftables: setting up network %q: %w", n.Name, err)
-	}
-	if err := addNetwork(c, o, n); err != nil {
-		return fmt.Errorf("firewall: nftables: setting up network %q: %w", n.Name, err)
-	}
-	if err := c.Flush(); err != nil {
+	if err := setupNetworkBatch(c, n); err != nil {
 		return fmt.Errorf("firewall: nftables: setting up network %q: %w", n.Name, err)
 	}
 	return nil
 }
 
+// setupNetworkBatch sends the skeleton and network n's chains and
+// elements in one batch.
+func setupNetworkBatch(c *nftables.Conn, n Network) error {
+	o := newNFTObjects()
+	if err := addSkeleton(c, o); err != nil {
+		return err
+	}
+	if err := addNetwork(c, o, n); err != nil {
+		return err
+	}
+	return c.Flush()
+}
+
+// nftBatch is the part of *nftables.Conn that builds berth's ruleset: a
+// Conn queues the calls for the kernel, an nftPlan records them, so that
+// Reconcile learns what the ruleset should hold from the very functions
+// that write it.
+type nftBatch interface {
+	AddTable(*nftables.Table) *nftables.Table
+	AddSet(*nftables.Set, []nftables.SetElement) error
+	AddChain(*nftables.Chain) *nftables.Chain
+	FlushChain(*nftables.Chain)
+	AddRule(*nftables.Rule) *nftables.Rule
+	SetAddElements(*nftables.Set, []nftables.SetElement) error
+}
+
 // addSkeleton queues the table, its sets and maps, and the base chains with
 // their fixed rules.
-func addSkeleton(c *nftables.Conn, o *nftObjects) error {
+func addSkeleton(c nftBatch, o *nftObjects) error {
 	c.AddTable(o.table)
 	for _, s := range o.sets() {
 		if err := c.AddSet(s, nil); err != nil {
@@ -264,7 +283,7 @@ func addSkeleton(c *nftables.Conn, o *nftObjects) error {
 }
 
 // addNetwork queues network n's chains, their rules, and its map elements.
-func addNetwork(c *nftables.Conn, o *nftObjects, n Network) error {
+func addNetwork(c nftBatch, o *nftObjects, n Network) error {
 	nc := o.networkChains(n)
 	for _, ch := range nc.all() {
 		c.AddChain(ch)
@@ -522,7 +541,7 @@ func deleteElementsOneByOne(c *nftables.Conn, all []setElements) error {
 
 // addRule queues a rule whose user data carries a comment (shown by
 // `nft list ruleset`) saying why it exists.
-func addRule(c *nftables.Conn, ch *nftables.Chain, why string, exprs ...expr.Any) {
+func addRule(c nftBatch, ch *nftables.Chain, why string, exprs ...expr.Any) {
 	c.AddRule(&nftables.Rule{
 		Table:    ch.Table,
 		Chain:    ch,

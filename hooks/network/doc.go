@@ -20,5 +20,14 @@
 //
 // Every object made is first written to the container's record, so that
 // teardown (and gc, after a crash) can undo exactly what was made, even
-// when the container's namespace is already gone.
+// when the container's namespace is already gone. Likewise, before step 1
+// the network's definition is marked SetUp.
+//
+// Steps 1 and 5 are done once, but the kernel may lose their results
+// later (a firewall flush, a bridge deleted by hand). Reconcile (reload.go)
+// rebuilds from the definitions and records what steps 1 and 5 and the
+// host end of step 2 should have left, for every SetUp network and every
+// running container, compares it with the kernel, and reports
+// (`berth network check`) or restores (`berth network reload`) what is
+// missing, with the same functions setup uses.
 package network

@@ -40,6 +40,9 @@ type Network struct {
 	Internal bool         `json:"internal,omitempty"`
 	Firewall string       `json:"firewall"`
 	Created  time.Time    `json:"created,omitzero"` // zero: the default network, not yet defined
+	// SetUp: the bridge and rules were made (by the first container).
+	// They stay until `network rm`, and `network reload` restores them.
+	SetUp bool `json:"setUp,omitempty"`
 }
 
 func (n *Network) firewallNetwork() firewall.Network {

@@ -105,6 +105,11 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	if err := names.ContainerID(st.ID); err != nil {
 		return err
 	}
+	unlock, err := l.lockContainers(unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	maps, err := portspec.ParseAll(o.Publish)
 	if err != nil {
 		return err
@@ -179,6 +184,11 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 			}
 		}
 	}()
+	if !n.SetUp {
+		if err := l.markSetUp(n.Name); err != nil {
+			return err
+		}
+	}
 	fw, err := firewall.New(n.Firewall)
 	if err != nil {
 		return err

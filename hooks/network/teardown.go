@@ -5,7 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"slices"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
 	"github.com/berth-runtime/berth/hooks/ipam"
@@ -19,6 +20,11 @@ import (
 // skipped, so it is safe after a crash, without the container's namespace,
 // and twice in a row. A container without a record has nothing to undo.
 func (l Layout) Teardown(id string) error {
+	unlock, err := l.lockContainers(unix.LOCK_SH)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	rec, err := l.LoadRecord(id)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
@@ -83,15 +89,9 @@ func (l Layout) releaseBridge(rec *Record) []error {
 // another container has it) never had a rule of this container's: its
 // rule is the holder's and must stay.
 func (l Layout) unpublish(rec *Record, n *Network, reg *ports.Registry) error {
-	held, err := reg.HeldBy(rec.ID)
+	mine, err := heldMappings(reg, rec)
 	if err != nil {
 		return err
-	}
-	var mine []portspec.Mapping
-	for _, m := range rec.Ports {
-		if slices.ContainsFunc(held, func(h portspec.Mapping) bool { return samePort(h, m) }) {
-			mine = append(mine, m)
-		}
 	}
 	if len(mine) == 0 {
 		return nil

@@ -37,6 +37,13 @@
 //	net.teardown.unpublish          berth-net teardown: DNAT rules removed
 //	net.teardown.veth               the veth pair is deleted
 //	net.teardown.ports              the host ports are released
+//
+// and in `berth network reload` (TestNetReloadCrash):
+//
+//	net.reload.restored             a link, address or sysctl is restored
+//	fw.reconcile.restored           a firewall group (berth's chains, one
+//	                                network's rules, one container's ports)
+//	                                is restored
 package crashpoint
 
 // EnvVar names the step to die at, in builds with the crashpoints tag.

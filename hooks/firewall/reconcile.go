@@ -1,0 +1,101 @@
+package firewall
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
+)
+
+// Reconciling: berth writes a network's rules when its bridge is first made
+// and a container's port map when the container starts, and never looks at
+// them again. Whatever removes them behind berth's back (`nft flush
+// ruleset`, `iptables -F`, a firewalld reload) leaves the networks and
+// published ports broken until they are made again. Reconcile is how:
+// given what berth's records call for, each backend builds the objects
+// with the same functions that SetupNetwork and AddPorts use, compares
+// them with what the kernel holds, and reports, or restores, the
+// difference. One pass for both `berth network check` (report) and
+// `berth network reload` (repair), so the two never disagree.
+
+// Desired is the firewall state that berth's records call for in one
+// backend: the networks whose bridges were made, and the published ports
+// of the containers that run on them.
+type Desired struct {
+	Networks  []Network
+	Endpoints []Endpoint
+}
+
+// Drift is one object of berth's firewall state that the kernel lacks,
+// named as the backend's own tool names it and followed by whose it is.
+type Drift struct {
+	Object string
+	Err    error // restoring it failed (repair only)
+}
+
+// driftGroup is what one restore call brings back: berth's shared chains,
+// one network's rules, or one container's published ports. Restores are
+// all or nothing per group and run in the order of the groups.
+type driftGroup struct {
+	missing []string
+	restore func() error
+}
+
+// settle turns the groups into the drift report, restoring each group
+// with something missing when repair is set. A failed group does not stop
+// the others: one container's clashing port must not keep the rest of the
+// host broken.
+func settle(groups []driftGroup, repair bool) []Drift {
+	var out []Drift
+	for _, g := range groups {
+		if len(g.missing) == 0 {
+			continue
+		}
+		var err error
+		if repair {
+			err = g.restore()
+			crashpoint.Hit("fw.reconcile.restored")
+		}
+		for _, m := range g.missing {
+			out = append(out, Drift{Object: m, Err: err})
+		}
+	}
+	return out
+}
+
+// validateDesired checks every network and endpoint as setup would, and
+// that each endpoint's network is among the networks: its ports need that
+// network's rules.
+func validateDesired(want Desired) error {
+	for _, n := range want.Networks {
+		if err := validateNetwork(n); err != nil {
+			return err
+		}
+	}
+	for _, e := range want.Endpoints {
+		if err := validatePublish(e); err != nil {
+			return err
+		}
+		if !slices.Contains(want.Networks, e.Network) {
+			return fmt.Errorf("firewall: container %s: its network %q is not among the networks to reconcile", e.ContainerID, e.Network.Name)
+		}
+	}
+	return nil
+}
+
+// ofNetwork and ofContainer say whose an object is, in drift lines.
+func ofNetwork(n Network) string    { return " (network " + n.Name + ")" }
+func ofContainer(e Endpoint) string { return " (container " + e.ContainerID + ")" }
+
+// quoteArgs joins rule arguments as a shell would need them.
+func quoteArgs(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'") {
+			a = fmt.Sprintf("%q", a)
+		}
+		q[i] = a
+	}
+	return strings.Join(q, " ")
+}

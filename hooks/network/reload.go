@@ -1,0 +1,388 @@
+package network
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/hooks/ports"
+	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
+)
+
+// Drift is one kernel object that berth's records call for and the kernel
+// lacks, named as ip(8), sysctl(8), iptables or nft would make it, and
+// followed by whose it is.
+type Drift struct {
+	Object string
+	Err    error // restoring it failed (repair only)
+}
+
+// Reconcile compares the kernel with what berth's records call for and,
+// with repair, restores what is missing; `berth network check` is
+// Reconcile(false) and `berth network reload` Reconcile(true), one pass
+// for both. Called for are, for every network whose bridge was made
+// (SetUp) or that has a running container:
+//
+//   - net.ipv4.ip_forward=1;
+//   - its bridge, up, with the gateway address, and route_localnet=1;
+//   - its firewall rules (firewall.Backend.Reconcile);
+//
+// and for every running container on such a network: its host veth on
+// the bridge, up, with hairpin on, and the DNAT of the ports it holds.
+// Restoring makes each object as setup does; objects berth does not own
+// are never changed, and a second call finds nothing to do.
+//
+// It holds the root lock and the containers lock, so it runs alone: it
+// never sees a network or a container half made or half undone.
+func (l Layout) Reconcile(repair bool) ([]Drift, error) {
+	if _, err := os.Stat(l.Root); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // berth never ran with this root: nothing is called for
+	}
+	unlockContainers, err := l.lockContainers(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	defer unlockContainers()
+	unlock, err := l.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+
+	nets, err := l.listNetworks()
+	if err != nil {
+		return nil, err
+	}
+	recs, err := l.Records()
+	if err != nil {
+		return nil, err
+	}
+	running := map[string][]Record{}
+	for _, r := range recs {
+		if r.Mode == "bridge" && r.running() {
+			running[r.Network] = append(running[r.Network], r)
+		}
+	}
+	var active []Network
+	for _, n := range nets {
+		if n.SetUp || len(running[n.Name]) > 0 {
+			active = append(active, n)
+		}
+	}
+	if len(active) == 0 {
+		return nil, nil
+	}
+
+	var steps []repairStep
+	steps = append(steps, checkSysctl("net/ipv4/ip_forward", ""))
+	for i := range active {
+		n := &active[i]
+		bridgeSteps, err := checkBridge(n)
+		if err != nil {
+			return nil, err
+		}
+		steps = append(steps, bridgeSteps...)
+		steps = append(steps, checkSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", " (network "+n.Name+")"))
+		for _, r := range running[n.Name] {
+			vethSteps, err := checkVeth(n, &r)
+			if err != nil {
+				return nil, err
+			}
+			steps = append(steps, vethSteps...)
+		}
+	}
+	// The kernel's links and sysctls come first: the firewall's rules name
+	// the bridges.
+	drift := settleSteps(steps, repair)
+
+	fwDrift, err := l.reconcileFirewalls(active, running, repair)
+	return append(drift, fwDrift...), err
+}
+
+// reconcileFirewalls hands each backend the networks that use it and the
+// ports that running containers hold on them.
+func (l Layout) reconcileFirewalls(active []Network, running map[string][]Record, repair bool) ([]Drift, error) {
+	byBackend := map[string]*firewall.Desired{}
+	var reg *ports.Registry
+	for _, n := range active {
+		want := byBackend[n.Firewall]
+		if want == nil {
+			want = &firewall.Desired{}
+			byBackend[n.Firewall] = want
+		}
+		fn := n.firewallNetwork()
+		want.Networks = append(want.Networks, fn)
+		for _, r := range running[n.Name] {
+			if len(r.Ports) == 0 || !r.Addr.IsValid() || n.Internal {
+				continue
+			}
+			if reg == nil {
+				var err error
+				if reg, err = ports.Open(l.portsDir()); err != nil {
+					return nil, err
+				}
+			}
+			held, err := heldMappings(reg, &r)
+			if err != nil {
+				return nil, err
+			}
+			if len(held) > 0 {
+				want.Endpoints = append(want.Endpoints, firewall.Endpoint{ContainerID: r.ID, Network: fn, Addr: r.Addr, Ports: held})
+			}
+		}
+	}
+	kinds := make([]string, 0, len(byBackend))
+	for k := range byBackend {
+		kinds = append(kinds, k)
+	}
+	sort.Strings(kinds)
+	var drift []Drift
+	for _, kind := range kinds {
+		fw, err := firewall.New(kind)
+		if err != nil {
+			return drift, err
+		}
+		found, err := fw.Reconcile(*byBackend[kind], repair)
+		for _, d := range found {
+			drift = append(drift, Drift{Object: d.Object, Err: d.Err})
+		}
+		if err != nil {
+			return drift, err
+		}
+	}
+	return drift, nil
+}
+
+// repairStep is what one restore brings back, and the lines naming it.
+type repairStep struct {
+	missing []string
+	restore func() error
+}
+
+// settleSteps turns the steps into drift, restoring each in order when
+// repair is set; a failed step does not stop the others.
+func settleSteps(steps []repairStep, repair bool) []Drift {
+	var out []Drift
+	for _, s := range steps {
+		if len(s.missing) == 0 {
+			continue
+		}
+		var err error
+		if repair {
+			err = s.restore()
+			crashpoint.Hit("net.reload.restored")
+		}
+		for _, m := range s.missing {
+			out = append(out, Drift{Object: m, Err: err})
+		}
+	}
+	return out
+}
+
+// checkSysctl: a sysctl that setup sets to 1. A missing key (the bridge
+// is gone) is missing too: it comes back with the bridge, and is set then.
+func checkSysctl(key, whose string) repairStep {
+	cur, _ := os.ReadFile("/proc/sys/" + key)
+	if string(cur) == "1\n" {
+		return repairStep{}
+	}
+	return repairStep{
+		missing: []string{"sysctl -w " + sysctlName(key) + "=1" + whose},
+		restore: func() error { return writeSysctl(key, "1") },
+	}
+}
+
+// sysctlName is key as sysctl(8) spells it: net.ipv4.conf.berth0.route_localnet.
+func sysctlName(key string) string {
+	b := []byte(key)
+	for i, c := range b {
+		if c == '/' {
+			b[i] = '.'
+		}
+	}
+	return string(b)
+}
+
+// checkBridge: the bridge, its gateway address, up. A missing bridge is
+// made whole by createBridge; a link of that name that is not a bridge,
+// or a bridge that carries other addresses and not the gateway, is not
+// berth's: it is reported and left alone.
+func checkBridge(n *Network) ([]repairStep, error) {
+	whose := " (network " + n.Name + ")"
+	gw := netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
+	addBridge := "ip link add " + n.Bridge + " type bridge" + whose
+	addAddr := "ip addr add " + gw.String() + " dev " + n.Bridge + whose
+	setUp := "ip link set " + n.Bridge + " up" + whose
+	link, err := netlink.LinkByName(n.Bridge)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return []repairStep{{missing: []string{addBridge, addAddr, setUp}, restore: func() error {
+			_, err := createBridge(n)
+			return err
+		}}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("network %s: bridge %s: %w", n.Name, n.Bridge, err)
+	}
+	if _, ok := link.(*netlink.Bridge); !ok {
+		return []repairStep{{missing: []string{addBridge}, restore: func() error {
+			return fmt.Errorf("an interface of type %s has that name: not berth's, left alone", link.Type())
+		}}}, nil
+	}
+	var steps []repairStep
+	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: addresses of bridge %s: %w", n.Name, n.Bridge, err)
+	}
+	if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return prefixOf(a.IPNet) == gw }) {
+		others := len(addrs) > 0
+		steps = append(steps, repairStep{missing: []string{addAddr}, restore: func() error {
+			if others {
+				return fmt.Errorf("bridge %s carries other addresses: not berth's, left alone", n.Bridge)
+			}
+			if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
+				return fmt.Errorf("address bridge %s with %s: %w", n.Bridge, gw, err)
+			}
+			return nil
+		}})
+	}
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		steps = append(steps, repairStep{missing: []string{setUp}, restore: func() error {
+			if err := netlink.LinkSetUp(link); err != nil {
+				return fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+			}
+			return nil
+		}})
+	}
+	return steps, nil
+}
+
+// checkVeth: a running container's host veth is a port of its network's
+// bridge (a bridge made again has none), up, with hairpin on. A veth that
+// is gone took the container's eth0 with it: only a restart of the
+// container brings that back.
+func checkVeth(n *Network, r *Record) ([]repairStep, error) {
+	whose := " (container " + r.ID + ")"
+	veth, err := netlink.LinkByName(r.HostVeth)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return []repairStep{{missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, restore: func() error {
+			return errors.New("gone with the container's eth0: restart the container")
+		}}}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("container %s: veth %s: %w", r.ID, r.HostVeth, err)
+	}
+	var steps []repairStep
+	bridge, err := netlink.LinkByName(n.Bridge)
+	attached := err == nil && veth.Attrs().MasterIndex == bridge.Attrs().Index
+	if !attached {
+		steps = append(steps, repairStep{missing: []string{"ip link set " + r.HostVeth + " master " + n.Bridge + whose}, restore: func() error {
+			// The bridge may have been made again just now.
+			bridge, err := netlink.LinkByName(n.Bridge)
+			if err == nil {
+				err = netlink.LinkSetMaster(veth, bridge)
+			}
+			if err != nil {
+				return fmt.Errorf("attach %s to bridge %s: %w", r.HostVeth, n.Bridge, err)
+			}
+			return nil
+		}})
+	}
+	// A port that left its bridge comes back with hairpin off.
+	hairpin := false
+	if attached {
+		if pi, err := netlink.LinkGetProtinfo(veth); err == nil {
+			hairpin = pi.Hairpin
+		}
+	}
+	if !hairpin {
+		steps = append(steps, repairStep{missing: []string{"bridge link set dev " + r.HostVeth + " hairpin on" + whose}, restore: func() error {
+			if err := netlink.LinkSetHairpin(veth, true); err != nil {
+				return fmt.Errorf("hairpin on %s: %w", r.HostVeth, err)
+			}
+			return nil
+		}})
+	}
+	if veth.Attrs().Flags&net.FlagUp == 0 {
+		steps = append(steps, repairStep{missing: []string{"ip link set " + r.HostVeth + " up" + whose}, restore: func() error {
+			if err := netlink.LinkSetUp(veth); err != nil {
+				return fmt.Errorf("bring up %s: %w", r.HostVeth, err)
+			}
+			return nil
+		}})
+	}
+	return steps, nil
+}
+
+func prefixOf(n *net.IPNet) netip.Prefix {
+	if n == nil {
+		return netip.Prefix{}
+	}
+	a, ok := netip.AddrFromSlice(n.IP)
+	ones, _ := n.Mask.Size()
+	if !ok {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(a.Unmap(), ones)
+}
+
+// lockContainers: every setup and teardown holds it shared while it runs,
+// Reconcile exclusive. So Reconcile never restores the port map of a
+// container that a teardown is removing, nor adds one that a setup is
+// about to add (iptables would then hold it twice, and teardown remove
+// one copy).
+func (l Layout) lockContainers(how int) (unlock func(), err error) {
+	if err := os.MkdirAll(l.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("network root %s: %w", l.Root, err)
+	}
+	return statefile.Lock(filepath.Join(l.Root, "containers.lock"), how)
+}
+
+// markSetUp records in the network's definition that its bridge and
+// rules are being made, before they are: Reconcile keeps a network so
+// marked in place until `network rm`, with or without containers.
+func (l Layout) markSetUp(name string) error {
+	unlock, err := l.lock()
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	n, err := l.readNetwork(name)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("network %q was removed meanwhile", name)
+	}
+	if err != nil || n.SetUp {
+		return err
+	}
+	n.SetUp = true
+	return l.saveNetwork(n)
+}
+
+// heldMappings are the mappings of rec that its container holds in the
+// port registry: setup reserves a port before it adds its DNAT, so a port
+// the container does not hold never had a rule of this container's.
+func heldMappings(reg *ports.Registry, rec *Record) ([]portspec.Mapping, error) {
+	held, err := reg.HeldBy(rec.ID)
+	if err != nil {
+		return nil, err
+	}
+	var mine []portspec.Mapping
+	for _, m := range rec.Ports {
+		if slices.ContainsFunc(held, func(h portspec.Mapping) bool { return samePort(h, m) }) {
+			mine = append(mine, m)
+		}
+	}
+	return mine, nil
+}
