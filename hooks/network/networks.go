@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/hooks/netlinksafe"
 )
 
 // The network every bridge container joins unless told otherwise, as
@@ -101,6 +102,9 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	}
 	n, err := newNetwork(o, existing, routes)
 	if err != nil {
+		return nil, err
+	}
+	if err := l.checkBridgeName(n); err != nil {
 		return nil, err
 	}
 	n.Created = time.Now().UTC()
@@ -220,9 +224,9 @@ func checkOverlap(p netip.Prefix, networks []Network, routes []netip.Prefix) err
 // hostRoutes lists the destinations of the host's IPv4 routes, except the
 // default route, which overlaps everything.
 func hostRoutes() ([]netip.Prefix, error) {
-	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	rs, err := netlinksafe.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list host routes: %w", err)
+		return nil, fmt.Errorf("host routes: %w", err)
 	}
 	var out []netip.Prefix
 	for _, r := range rs {

@@ -57,6 +57,17 @@ func (l Layout) LoadRecord(id string) (*Record, error) {
 	if err := loadJSON(l.recordFile(id), "record of "+id, &r); err != nil {
 		return nil, err
 	}
+	// Valid JSON is not yet a record: `null`, `{}` or another container's
+	// record would pass for one that names nothing, and gc would take what
+	// the container holds for nobody's.
+	if r.ID != id {
+		return nil, fmt.Errorf("record of %s: corrupt %s: it is for container %q", id, l.recordFile(id), r.ID)
+	}
+	switch r.Mode {
+	case "bridge", "host", "none", "container":
+	default:
+		return nil, fmt.Errorf("record of %s: corrupt %s: unknown mode %q", id, l.recordFile(id), r.Mode)
+	}
 	return &r, nil
 }
 
