@@ -104,7 +104,12 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Refused now rather than at the first container: a bridge or a
+	// network name that another root (or tool) has in this namespace.
 	if err := l.checkBridgeName(n); err != nil {
+		return nil, err
+	}
+	if err := l.checkNetworkNameFree(n); err != nil {
 		return nil, err
 	}
 	n.Created = time.Now().UTC()

@@ -251,6 +251,16 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 	if err := l.checkNetworkNameFree(n); err != nil {
 		return nil, err
 	}
+	// The subnet was free of host routes when the network was defined; a
+	// bridge made since (another root's network, another tool's) may have
+	// taken it, and two bridges with one subnet break both.
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOverlap(n.Subnet, nil, routes); err != nil {
+		return nil, fmt.Errorf("network %s: subnet %s %w (made since the network was defined: another berth-net root's network or another tool's interface)", n.Name, n.Subnet, err)
+	}
 	if err := enableForwarding(); err != nil {
 		return nil, err
 	}
