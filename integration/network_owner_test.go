@@ -138,6 +138,19 @@ func TestNetRootsRefuseSharedNames(t *testing.T) {
 		t.Errorf("root 2's refused network: expected no bridge made, got %s", r)
 	}
 
+	// Each root keeps its own port registry: a host port root 1 publishes
+	// is refused to root 2 by the firewall, and the refused setup's undoing
+	// must not unpublish root 1's port.
+	other := "pt" + h1.sfx[:4]
+	h2.createNetwork(other)
+	id, r = h2.tryStart(h2.bundle(netCtr{spec: []string{"--network", "bridge:" + other, "--publish", "7183:80"}}))
+	if r.code == 0 {
+		t.Errorf("root 2 publishing root 1's host port 7183: expected a refusal, got %s", r)
+	}
+	if m := h2.netRootMentions(id); len(m) > 0 {
+		t.Errorf("root 2's refused container: expected no record, lease or port left, got %v", m)
+	}
+
 	wantTCPNow(t, h1.otherSide(), hostAddr, 7183, tok, "root 1's container after root 2 was refused")
 	if !h1.hasLink(hostVethOf(c1)) {
 		t.Errorf("root 1's container lost its veth %s", hostVethOf(c1))
