@@ -10,6 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // Each function below is one kernel step, named after what it does; the
@@ -36,6 +38,7 @@ func createBridge(n *Network, mark string) (netlink.Link, error) {
 	if _, ok := link.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("create bridge %s: an interface of type %s already has that name", n.Bridge, link.Type())
 	}
+	crashpoint.Hit("net.setup.bridge-unmarked")
 	if err := markLink(link, mark); err != nil {
 		return nil, err
 	}
@@ -98,6 +101,7 @@ func createVethPair(host string, bridge netlink.Link, ns netns.NsHandle, mtu int
 	if err := netlink.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("create veth pair %s/eth0 on bridge %s: %w", host, bridge.Attrs().Name, err)
 	}
+	crashpoint.Hit("net.setup.veth-unmarked")
 	if err := markLink(veth, mark); err != nil {
 		return nil, err
 	}
