@@ -268,9 +268,13 @@ func (l Layout) sweepVeths(rep *GCReport) error {
 		if known[name] || !isBerthVeth(name) {
 			continue
 		}
-		if own, err := l.ownsVeth(link); err != nil || !own {
+		own, err := l.ownsVeth(link)
+		if err != nil {
 			errs = append(errs, err)
 			continue
+		}
+		if !own {
+			continue // another root's, or made by hand
 		}
 		if err := deleteLink(name); err != nil {
 			errs = append(errs, err)
