@@ -303,3 +303,32 @@ func TestNetGCUnreadableRecords(t *testing.T) {
 	wantTCPNow(t, h.otherSide(), hostAddr, 7186, toks[a], "container a after gc")
 	wantTCPNow(t, h.otherSide(), hostAddr, 7187, toks[b], "container b after gc")
 }
+
+// TestNetGCSweepsOnlyItsVeths leaves veths named as berth names them
+// (bt + 11 hex digits) and named by no record in the test host: one marked
+// with this root, one with another root's mark, one unmarked. gc deletes
+// only the first; the others are not provably its own.
+func TestNetGCSweepsOnlyItsVeths(t *testing.T) {
+	t.Parallel()
+	h := newNetHost(t)
+	veths := map[string]string{ // name: alias
+		"bt" + h.sfx + "aaa": "berth-net root=" + h.netRoot,
+		"bt" + h.sfx + "bbb": "berth-net root=" + h.netRoot + "-other",
+		"bt" + h.sfx + "ccc": "",
+	}
+	for name, alias := range veths {
+		h.mustRun("ip", "link", "add", name, "type", "veth", "peer", "name", "p"+name[2:])
+		if alias != "" {
+			h.mustRun("ip", "link", "set", name, "alias", alias)
+		}
+	}
+	rep := h.gc()
+	if want := "bt" + h.sfx + "aaa"; len(rep.Links) != 1 || rep.Links[0] != want {
+		t.Errorf("gc: expected it to delete %s (marked with its root) only, got %+v", want, rep)
+	}
+	for name, alias := range veths {
+		if present := h.hasLink(name); present != (name != "bt"+h.sfx+"aaa") {
+			t.Errorf("after gc: veth %s (alias %q) present=%v, expected only the root's own to be gone", name, alias, present)
+		}
+	}
+}
