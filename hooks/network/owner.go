@@ -146,7 +146,7 @@ func (l Layout) checkBridge(n *Network, link netlink.Link, locked bool) (bridgeS
 	gw := netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
 	var carried, others []string
 	for _, a := range addrs {
-		p := prefixOf(a)
+		p := addrPrefix(a)
 		carried = append(carried, p.String())
 		if p != gw {
 			others = append(others, p.String())
@@ -227,7 +227,7 @@ func hasPorts(bridge netlink.Link) bool {
 	return false
 }
 
-func prefixOf(a netlink.Addr) netip.Prefix {
+func addrPrefix(a netlink.Addr) netip.Prefix {
 	ip, _ := netip.AddrFromSlice(a.IP.To4())
 	ones, _ := a.Mask.Size()
 	return netip.PrefixFrom(ip, ones)
