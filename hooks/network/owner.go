@@ -35,8 +35,9 @@ const (
 	// maxAlias is IFALIASZ-1: the kernel refuses longer aliases.
 	maxAlias = 255
 	// maxRootInMark leaves room in a bridge's mark for " network=" and the
-	// longest network name; a longer root is named by a hash of its path.
-	maxRootInMark = maxAlias - len(markPrefix) - len(" network=") - maxNetworkName
+	// longest network name (64 bytes, as Docker's); a longer root is named
+	// by a hash of its path.
+	maxRootInMark = maxAlias - len(markPrefix) - len(" network=") - 64
 )
 
 // rootTag names the root in marks: its absolute path, or a hash of it when

@@ -12,7 +12,7 @@ func TestBridgeMark(t *testing.T) {
 	long := "/" + strings.Repeat("d", 300)
 	for _, root := range []string{"/run/berth/net", "/tmp/a b/net", long} {
 		l := Layout{Root: root}
-		name := strings.Repeat("n", maxNetworkName)
+		name := strings.Repeat("n", 64) // the longest network name
 		mark := l.bridgeMark(name)
 		if len(mark) > maxAlias || len(l.vethMark()) > maxAlias {
 			t.Errorf("root %.20q...: marks of %d and %d bytes, longer than an alias (%d)", root, len(mark), len(l.vethMark()), maxAlias)
