@@ -121,7 +121,7 @@ func TestNetRootsRefuseSharedNames(t *testing.T) {
 
 	// Root 2 may not define a network of root 1's name either (the
 	// firewall names its chains after the network), even on another bridge.
-	r = h2.berthNet("network", "create", "--bridge", "bo"+h1.sfx[:8], mine)
+	r = h2.berth("network", "create", mine, "--bridge", "bo"+h1.sfx[:8])
 	if r.code == 0 || !strings.Contains(r.combined(), mine) || !strings.Contains(r.combined(), h1.netRoot) {
 		t.Errorf("root 2 creating network %s, which root 1 has: expected a refusal naming the network and root 1, got %s", mine, r)
 	}
