@@ -89,11 +89,13 @@ var crashPoints = []crashPoint{
 	{name: "fw.iptables.network-rule.4", who: "berth-net", stage: "create", fw: "iptables"},
 	{name: "fw.iptables.network-rule.8", who: "berth-net", stage: "create", fw: "iptables"},
 	{name: "net.setup.network-rules", who: "berth-net", stage: "create"},
+	{name: "net.setup.bridge-unmarked", who: "berth-net", stage: "create"}, // made, not yet marked as the root's
 	{name: "net.setup.bridge", who: "berth-net", stage: "create"},
 	{name: "net.setup.lease-index", who: "berth-net", stage: "create"},
 	{name: "net.setup.lease", who: "berth-net", stage: "create"},
 	{name: "net.setup.ports-index", who: "berth-net", stage: "create"},
 	{name: "net.setup.ports", who: "berth-net", stage: "create"},
+	{name: "net.setup.veth-unmarked", who: "berth-net", stage: "create"}, // made on the bridge, not yet marked
 	{name: "net.setup.veth", who: "berth-net", stage: "create"},
 	{name: "net.setup.address", who: "berth-net", stage: "create"},
 	{name: "net.setup.route", who: "berth-net", stage: "create"},

@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/hooks/netlinksafe"
 )
 
 // flushUDPConntrack deletes the conntrack entries of UDP flows whose original
@@ -98,7 +100,12 @@ func dumpAndDeleteUDPConntrack(ports []uint16) error {
 		}
 		filters = append(filters, f)
 	}
-	if _, err := netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...); err != nil {
+	// An interrupted dump may have missed entries: dump and delete again
+	// (what was deleted is not in the next dump).
+	_, err := netlinksafe.Dump("conntrack table", func() (uint, error) {
+		return netlink.ConntrackDeleteFilters(netlink.ConntrackTable, unix.AF_INET, filters...)
+	})
+	if err != nil {
 		return fmt.Errorf("firewall: deleting UDP conntrack entries for ports %v: %w", ports, err)
 	}
 	return nil

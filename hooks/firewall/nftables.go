@@ -496,7 +496,11 @@ func (b *nftablesBackend) AddPorts(e Endpoint) error {
 
 // RemovePorts deletes the endpoint's map elements in one batch. A batch is
 // all-or-nothing, so if it fails because some element is gone already, each
-// element is retried alone and missing ones are skipped.
+// element is retried alone and missing ones are skipped. Only elements that
+// still map to this endpoint go: the kernel deletes by key (the host port),
+// and the port may be another endpoint's, for example another berth-net
+// root's (each root reserves ports in its own registry), when a setup that
+// the firewall refused for that port is undone.
 func (b *nftablesBackend) RemovePorts(e Endpoint) error {
 	if err := validateEndpoint(e); err != nil {
 		return err
@@ -508,7 +512,13 @@ func (b *nftablesBackend) RemovePorts(e Endpoint) error {
 	if err != nil {
 		return err
 	}
-	all := portElements(newNFTObjects(), e)
+	all, err := stillMine(c, portElements(newNFTObjects(), e))
+	if err != nil {
+		return fmt.Errorf("firewall: nftables: unpublishing ports of %s: %w", e.ContainerID, err)
+	}
+	if len(all) == 0 {
+		return flushUDPConntrack(udpHostPorts(e))
+	}
 	for _, se := range all {
 		if err := c.SetDeleteElements(se.set, se.elems); err != nil {
 			return fmt.Errorf("firewall: nftables: unpublishing ports of %s: %w", e.ContainerID, err)
@@ -520,6 +530,43 @@ func (b *nftablesBackend) RemovePorts(e Endpoint) error {
 		}
 	}
 	return flushUDPConntrack(udpHostPorts(e))
+}
+
+// stillMine keeps, of the map elements in all, those whose key is in the
+// kernel's map with the same data (the same container address and port).
+// Elements of plain sets (loopback-only) are kept: their key holds the
+// container's address, so they are the endpoint's alone.
+func stillMine(c *nftables.Conn, all []setElements) ([]setElements, error) {
+	var out []setElements
+	for _, se := range all {
+		if !se.set.IsMap {
+			out = append(out, se)
+			continue
+		}
+		current, err := c.GetSetElements(se.set)
+		if err != nil {
+			// google/nftables does not wrap the errno: ask whether the
+			// table is there. Without it the map and its elements are gone.
+			if exists, terr := tableExists(c); terr == nil && !exists {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("listing map %s: %w", se.set.Name, err)
+		}
+		data := make(map[string]string, len(current))
+		for _, el := range current {
+			data[string(el.Key)] = string(el.Val)
+		}
+		var mine []nftables.SetElement
+		for _, el := range se.elems {
+			if v, ok := data[string(el.Key)]; ok && v == string(el.Val) {
+				mine = append(mine, el)
+			}
+		}
+		if len(mine) > 0 {
+			out = append(out, setElements{se.set, mine})
+		}
+	}
+	return out, nil
 }
 
 // deleteElementsOneByOne is RemovePorts' slow path.

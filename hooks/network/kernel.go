@@ -10,14 +10,18 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/libruntime/crashpoint"
 )
 
 // Each function below is one kernel step, named after what it does; the
 // comment shows the ip(8) command that does the same.
 
-// createBridge: ip link add NAME type bridge; ip addr add GW/BITS dev NAME;
-// ip link set NAME up.
-func createBridge(n *Network) (netlink.Link, error) {
+// createBridge: ip link add NAME type bridge; ip link set NAME alias MARK;
+// ip addr add GW/BITS dev NAME; ip link set NAME up. The mark (owner.go)
+// says whose bridge it is; the kernel ignores an alias given with
+// `ip link add`, so it is set right after, before anything else.
+func createBridge(n *Network, mark string) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = n.Bridge
 	if n.MTU > 0 {
@@ -33,6 +37,10 @@ func createBridge(n *Network) (netlink.Link, error) {
 	}
 	if _, ok := link.(*netlink.Bridge); !ok {
 		return nil, fmt.Errorf("create bridge %s: an interface of type %s already has that name", n.Bridge, link.Type())
+	}
+	crashpoint.Hit("net.setup.bridge-unmarked")
+	if err := markLink(link, mark); err != nil {
+		return nil, err
 	}
 	gw := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
 	if err := netlink.AddrReplace(link, gw); err != nil {
@@ -71,13 +79,14 @@ func writeSysctl(key, value string) error {
 }
 
 // createVethPair: ip link add HOST mtu MTU master BRIDGE up type veth peer
-// name eth0 mtu MTU netns PID; bridge link set dev HOST hairpin on. A veth
+// name eth0 mtu MTU netns PID; ip link set HOST alias MARK; bridge link set
+// dev HOST hairpin on. A veth
 // pair is a virtual cable: what enters one end leaves the other. The host
 // end joins the bridge and the container's end appears in the container's
 // namespace already named eth0, so nothing has to be moved or renamed
 // later. Hairpin lets a container reach itself through a published port:
 // the bridge may send a frame back out of the port it came in on.
-func createVethPair(host string, bridge netlink.Link, ns netns.NsHandle, mtu int) (netlink.Link, error) {
+func createVethPair(host string, bridge netlink.Link, ns netns.NsHandle, mtu int, mark string) (netlink.Link, error) {
 	attrs := netlink.NewLinkAttrs()
 	attrs.Name = host
 	attrs.MasterIndex = bridge.Attrs().Index
@@ -91,6 +100,10 @@ func createVethPair(host string, bridge netlink.Link, ns netns.NsHandle, mtu int
 	}
 	if err := netlink.LinkAdd(veth); err != nil {
 		return nil, fmt.Errorf("create veth pair %s/eth0 on bridge %s: %w", host, bridge.Attrs().Name, err)
+	}
+	crashpoint.Hit("net.setup.veth-unmarked")
+	if err := markLink(veth, mark); err != nil {
+		return nil, err
 	}
 	if err := netlink.LinkSetHairpin(veth, true); err != nil {
 		return nil, fmt.Errorf("hairpin on %s: %w", host, err)
@@ -122,6 +135,14 @@ func bringUp(h *netlink.Handle, name string) error {
 func addDefaultRoute(h *netlink.Handle, gw netip.Addr) error {
 	if err := h.RouteAdd(&netlink.Route{Gw: net.IP(gw.AsSlice()), Scope: netlink.SCOPE_UNIVERSE}); err != nil {
 		return fmt.Errorf("add default route via %s: %w", gw, err)
+	}
+	return nil
+}
+
+// markLink: ip link set NAME alias MARK.
+func markLink(link netlink.Link, mark string) error {
+	if err := netlink.LinkSetAlias(link, mark); err != nil {
+		return fmt.Errorf("mark %s as berth's (alias %q): %w", link.Attrs().Name, mark, err)
 	}
 	return nil
 }

@@ -6,11 +6,10 @@ import (
 	"net/netip"
 	"os"
 
-	"github.com/vishvananda/netlink"
-
 	"github.com/berth-runtime/berth/hooks/firewall"
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ipam"
+	"github.com/berth-runtime/berth/hooks/netlinksafe"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/names"
@@ -89,15 +88,24 @@ func (l Layout) removeNetworkLocked(name string) error {
 	if len(attached) > 0 {
 		return fmt.Errorf("network %q has containers attached: %v (delete them first)", name, attached)
 	}
-	if err := deleteLink(n.Bridge); err != nil {
-		return err
-	}
-	fw, err := firewall.New(n.Firewall)
+	// The bridge and the rules keyed on its name are this network's only if
+	// the bridge is (or is gone): a bridge of that name that another root or
+	// tool made stays, and so do its rules.
+	own, err := l.ownsBridgeOrNone(n)
 	if err != nil {
 		return err
 	}
-	if err := fw.TeardownNetwork(n.firewallNetwork()); err != nil {
-		return fmt.Errorf("network %s: %w", name, err)
+	if own {
+		if err := deleteLink(n.Bridge); err != nil {
+			return err
+		}
+		fw, err := firewall.New(n.Firewall)
+		if err != nil {
+			return err
+		}
+		if err := fw.TeardownNetwork(n.firewallNetwork()); err != nil {
+			return fmt.Errorf("network %s: %w", name, err)
+		}
 	}
 	if err := os.RemoveAll(l.ipamDir(name)); err != nil {
 		return fmt.Errorf("network %s: remove leases: %w", name, err)
@@ -191,8 +199,8 @@ func (l Layout) GC() (*GCReport, error) {
 			if live[owner] {
 				continue
 			}
-			if _, err := l.LoadRecord(owner); err == nil {
-				continue // a setup in progress has written its record
+			if _, err := l.LoadRecord(owner); !errors.Is(err, os.ErrNotExist) {
+				continue // a setup in progress has written its record (or it cannot be read: nothing proves the owner dead)
 			}
 			if err := pool.Release(owner); err != nil {
 				errs = append(errs, err)
@@ -210,7 +218,7 @@ func (l Layout) GC() (*GCReport, error) {
 			if live[owner] {
 				continue
 			}
-			if _, err := l.LoadRecord(owner); err == nil {
+			if _, err := l.LoadRecord(owner); !errors.Is(err, os.ErrNotExist) {
 				continue
 			}
 			if err := reg.Release(owner); err != nil {
@@ -222,27 +230,13 @@ func (l Layout) GC() (*GCReport, error) {
 			}
 		}
 	}
-	// Our veth ends are named bt<hash>.
-	links, err := netlink.LinkList()
-	if err != nil {
-		errs = append(errs, fmt.Errorf("list links: %w", err))
-	}
-	known := map[string]bool{}
-	if recs, err := l.Records(); err == nil {
-		for _, r := range recs {
-			known[r.HostVeth] = true
-		}
-	}
-	for _, link := range links {
-		name := link.Attrs().Name
-		if _, ok := link.(*netlink.Veth); !ok || known[name] || !isBerthVeth(name) {
-			continue
-		}
-		if err := deleteLink(name); err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		rep.Links = append(rep.Links, name)
+	// Our veth ends are named bt<hash> and marked as this root's (owner.go).
+	// Those no record names are left by a crash between the kernel's and the
+	// record's work; the records are read after the links, so that a veth
+	// made meanwhile by a setup (record first) is named. If they cannot be
+	// read, nothing proves a veth dead: the sweep stops.
+	if err := l.sweepVeths(rep); err != nil {
+		errs = append(errs, err)
 	}
 	// A record or definition whose writer died between writing it and
 	// renaming it into place: the half-made state of a crash, never read.
@@ -254,6 +248,43 @@ func (l Layout) GC() (*GCReport, error) {
 		rep.Debris = append(rep.Debris, removed...)
 	}
 	return rep, errors.Join(errs...)
+}
+
+// sweepVeths deletes this root's veths that no record names.
+func (l Layout) sweepVeths(rep *GCReport) error {
+	links, err := netlinksafe.LinkList()
+	if err != nil {
+		return err
+	}
+	recs, err := l.Records()
+	if err != nil {
+		return fmt.Errorf("veths not swept: %w", err)
+	}
+	known := map[string]bool{}
+	for _, r := range recs {
+		known[r.HostVeth] = true
+	}
+	var errs []error
+	for _, link := range links {
+		name := link.Attrs().Name
+		if known[name] || !isBerthVeth(name) {
+			continue
+		}
+		own, err := l.ownsVeth(link)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if !own {
+			continue // another root's, or made by hand
+		}
+		if err := deleteLink(name); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		rep.Links = append(rep.Links, name)
+	}
+	return errors.Join(errs...)
 }
 
 func isBerthVeth(name string) bool {

@@ -12,6 +12,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
+	"github.com/berth-runtime/berth/hooks/netlinksafe"
 	"github.com/berth-runtime/berth/internal/names"
 )
 
@@ -116,6 +117,14 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 	}
 	n, err := l.proposeNetwork(o)
 	if err != nil {
+		return nil, err
+	}
+	// Refused now rather than at the first container: a bridge or a
+	// network name that another root (or tool) has in this namespace.
+	if err := l.checkBridgeName(n); err != nil {
+		return nil, err
+	}
+	if err := l.checkNetworkNameFree(n); err != nil {
 		return nil, err
 	}
 	n.Created = time.Now().UTC()
@@ -242,9 +251,9 @@ func checkOverlap(p netip.Prefix, networks []Network, routes []netip.Prefix) err
 // hostRoutes lists the destinations of the host's IPv4 routes, except the
 // default route, which overlaps everything.
 func hostRoutes() ([]netip.Prefix, error) {
-	rs, err := netlink.RouteList(nil, netlink.FAMILY_V4)
+	rs, err := netlinksafe.RouteList(nil, netlink.FAMILY_V4)
 	if err != nil {
-		return nil, fmt.Errorf("list host routes: %w", err)
+		return nil, fmt.Errorf("host routes: %w", err)
 	}
 	var out []netip.Prefix
 	for _, r := range rs {

@@ -75,6 +75,17 @@ func (l Layout) LoadRecord(id string) (*Record, error) {
 	if err := loadJSON(l.recordFile(id), "record of "+id, &r); err != nil {
 		return nil, err
 	}
+	// Valid JSON is not yet a record: `null`, `{}` or another container's
+	// record would pass for one that names nothing, and gc would take what
+	// the container holds for nobody's.
+	if r.ID != id {
+		return nil, fmt.Errorf("record of %s: corrupt %s: it is for container %q", id, l.recordFile(id), r.ID)
+	}
+	switch r.Mode {
+	case "bridge", "host", "none", "container":
+	default:
+		return nil, fmt.Errorf("record of %s: corrupt %s: unknown mode %q", id, l.recordFile(id), r.Mode)
+	}
 	return &r, nil
 }
 
@@ -122,14 +133,15 @@ func (l Layout) Records() ([]Record, error) {
 }
 
 // longRecordID reads whose record the file name (a ~HASH.json) is: the id
-// inside, or "" if that id's record would not have this name.
+// inside. A file whose id would not have this name is an error, as any
+// unreadable record is: gc must not take its container for gone.
 func (l Layout) longRecordID(name string) (string, error) {
 	var r Record
 	if err := loadJSON(filepath.Join(l.recordsDir(), name), "record "+name, &r); err != nil {
 		return "", err
 	}
 	if recordName(r.ID) != name {
-		return "", nil
+		return "", fmt.Errorf("record %s: names container %q, whose record is %s", name, r.ID, recordName(r.ID))
 	}
 	return r.ID, nil
 }

@@ -88,7 +88,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	steps = append(steps, checkSysctl("net/ipv4/ip_forward", ""))
 	for i := range active {
 		n := &active[i]
-		bridgeSteps, err := checkBridge(n)
+		bridgeSteps, err := l.bridgeRepairs(n)
 		if err != nil {
 			return nil, err
 		}
@@ -214,58 +214,58 @@ func sysctlName(key string) string {
 	return string(b)
 }
 
-// checkBridge: the bridge, its gateway address, up. A missing bridge is
-// made whole by createBridge; a link of that name that is not a bridge,
-// or a bridge that carries other addresses and not the gateway, is not
-// berth's: it is reported and left alone.
-func checkBridge(n *Network) ([]repairStep, error) {
+// bridgeRepairs: the bridge, marked as this root's network's, with its
+// gateway address, up. A missing bridge is made whole by createBridge; a
+// link of that name that is not provably this network's bridge (owner.go's
+// checkBridge: another type, another root's or nobody's mark, other
+// addresses) is reported and left alone.
+func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 	whose := " (network " + n.Name + ")"
 	gw := netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
+	mark := l.bridgeMark(n.Name)
 	addBridge := "ip link add " + n.Bridge + " type bridge" + whose
+	setMark := "ip link set " + n.Bridge + " alias \"" + mark + "\"" + whose
 	addAddr := "ip addr add " + gw.String() + " dev " + n.Bridge + whose
 	setUp := "ip link set " + n.Bridge + " up" + whose
 	link, err := netlink.LinkByName(n.Bridge)
 	var nf netlink.LinkNotFoundError
 	if errors.As(err, &nf) {
-		return []repairStep{{missing: []string{addBridge, addAddr, setUp}, restore: func() error {
-			_, err := createBridge(n)
+		return []repairStep{{missing: []string{addBridge, setMark, addAddr, setUp}, restore: func() error {
+			_, err := createBridge(n, mark)
 			return err
 		}}}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("network %s: bridge %s: %w", n.Name, n.Bridge, err)
 	}
-	if _, ok := link.(*netlink.Bridge); !ok {
+	// Reconcile holds the root lock, under which bridges are made.
+	state, ownErr := l.checkBridge(n, link, true)
+	switch {
+	case state == bridgeForeign:
 		return []repairStep{{missing: []string{addBridge}, restore: func() error {
-			return fmt.Errorf("an interface of type %s has that name: not berth's, left alone", link.Type())
+			return fmt.Errorf("not berth's, left alone: %w", ownErr)
+		}}}, nil
+	case state == bridgeUnfinished:
+		// This network's bridge without its gateway address, or a bridge
+		// whose setup died before marking it: finish it as setup does.
+		missing := []string{addAddr}
+		if link.Attrs().Alias != mark {
+			missing = []string{setMark, addAddr}
+		}
+		return []repairStep{{missing: missing, restore: func() error {
+			_, err := createBridge(n, mark)
+			return err
 		}}}, nil
 	}
-	var steps []repairStep
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V4)
-	if err != nil {
-		return nil, fmt.Errorf("network %s: addresses of bridge %s: %w", n.Name, n.Bridge, err)
-	}
-	if !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return prefixOf(a.IPNet) == gw }) {
-		others := len(addrs) > 0
-		steps = append(steps, repairStep{missing: []string{addAddr}, restore: func() error {
-			if others {
-				return fmt.Errorf("bridge %s carries other addresses: not berth's, left alone", n.Bridge)
-			}
-			if err := netlink.AddrReplace(link, &netlink.Addr{IPNet: ipNet(gw)}); err != nil {
-				return fmt.Errorf("address bridge %s with %s: %w", n.Bridge, gw, err)
-			}
-			return nil
-		}})
-	}
 	if link.Attrs().Flags&net.FlagUp == 0 {
-		steps = append(steps, repairStep{missing: []string{setUp}, restore: func() error {
+		return []repairStep{{missing: []string{setUp}, restore: func() error {
 			if err := netlink.LinkSetUp(link); err != nil {
 				return fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
 			}
 			return nil
-		}})
+		}}}, nil
 	}
-	return steps, nil
+	return nil, nil
 }
 
 // checkVeth: a running container's host veth is a port of its network's
@@ -324,18 +324,6 @@ func checkVeth(n *Network, r *Record) ([]repairStep, error) {
 		}})
 	}
 	return steps, nil
-}
-
-func prefixOf(n *net.IPNet) netip.Prefix {
-	if n == nil {
-		return netip.Prefix{}
-	}
-	a, ok := netip.AddrFromSlice(n.IP)
-	ones, _ := n.Mask.Size()
-	if !ok {
-		return netip.Prefix{}
-	}
-	return netip.PrefixFrom(a.Unmap(), ones)
 }
 
 // lockContainers: every setup and teardown holds it shared while it runs,

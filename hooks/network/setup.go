@@ -223,7 +223,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 		crashpoint.Hit("net.setup.ports")
 	}
 
-	if err := connectContainer(n, rec, bridge, ns); err != nil {
+	if err := connectContainer(n, rec, bridge, ns, l.vethMark()); err != nil {
 		return err
 	}
 	if len(maps) > 0 {
@@ -237,11 +237,16 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 }
 
 // ensureBridge makes the network's bridge and rules the first time a
-// container joins it. The bridge's existence says the rest was done: it is
-// made last, under the root lock.
+// container joins it. The bridge's existence, marked as this network's
+// (owner.go), says the rest was done: it is made last, under the root lock.
+// A bridge of that name that is not provably this network's, or that
+// carries another address, is refused: joining it would put the container
+// on another root's (or another tool's) network.
 func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, error) {
 	if link, err := netlink.LinkByName(n.Bridge); err == nil {
-		return link, nil
+		if state, err := l.checkBridge(n, link, false); err != nil || state == bridgeReady {
+			return link, err
+		}
 	}
 	unlock, err := l.lock()
 	if err != nil {
@@ -249,7 +254,23 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 	}
 	defer unlock()
 	if link, err := netlink.LinkByName(n.Bridge); err == nil {
-		return link, nil
+		state, err := l.checkBridge(n, link, true)
+		if err != nil || state == bridgeReady {
+			return link, err
+		}
+	}
+	if err := l.checkNetworkNameFree(n); err != nil {
+		return nil, err
+	}
+	// The subnet was free of host routes when the network was defined; a
+	// bridge made since (another root's network, another tool's) may have
+	// taken it, and two bridges with one subnet break both.
+	routes, err := hostRoutes()
+	if err != nil {
+		return nil, err
+	}
+	if err := checkOverlap(n.Subnet, nil, routes); err != nil {
+		return nil, fmt.Errorf("network %s: subnet %s %w (made since the network was defined: another berth-net root's network or another tool's interface)", n.Name, n.Subnet, err)
 	}
 	if err := enableForwarding(); err != nil {
 		return nil, err
@@ -258,7 +279,7 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 		return nil, fmt.Errorf("network %s: %w", n.Name, err)
 	}
 	crashpoint.Hit("net.setup.network-rules")
-	link, err := createBridge(n)
+	link, err := createBridge(n, l.bridgeMark(n.Name))
 	if err != nil {
 		return nil, err
 	}
@@ -269,9 +290,10 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 }
 
 // connectContainer cables the container to the bridge and configures its
-// end: the kernel steps of package doc, in order.
-func connectContainer(n *Network, rec *Record, bridge netlink.Link, ns netns.NsHandle) error {
-	if _, err := createVethPair(rec.HostVeth, bridge, ns, n.MTU); err != nil {
+// end: the kernel steps of package doc, in order. mark is the host end's
+// alias, which tells gc whose it is.
+func connectContainer(n *Network, rec *Record, bridge netlink.Link, ns netns.NsHandle, mark string) error {
+	if _, err := createVethPair(rec.HostVeth, bridge, ns, n.MTU, mark); err != nil {
 		return err
 	}
 	crashpoint.Hit("net.setup.veth")

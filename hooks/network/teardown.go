@@ -63,8 +63,10 @@ func (l Layout) releaseBridge(rec *Record) []error {
 		crashpoint.Hit("net.teardown.unpublish")
 	}
 	// Deleting our end of the veth pair deletes the container's end too.
+	// Only our own: another root's container of the same id has a veth of
+	// the same name, and a setup that failed on that name comes here.
 	if rec.HostVeth != "" {
-		if err := deleteLink(rec.HostVeth); err != nil {
+		if err := l.deleteOwnVeth(rec.HostVeth); err != nil {
 			errs = append(errs, err)
 		}
 	}
