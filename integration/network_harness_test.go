@@ -500,7 +500,7 @@ func (s netSide) udpSend(addr string, port int, msg string, flags ...string) res
 	return s.run(a...)
 }
 
-// pollFor calls f until it returns true or d passes.
+// netPollFor calls f until it returns true or d passes.
 func netPollFor(d time.Duration, f func() bool) bool {
 	deadline := time.Now().Add(d)
 	for !f() {

@@ -102,13 +102,10 @@ func New(kind string) (Backend, error) {
 // opTimeout bounds every external command and lock wait.
 const opTimeout = 30 * time.Second
 
-// ValidateNetwork checks n as every backend does before building a rule
-// from it, so that a network can be refused when it is defined rather
-// than when its first container starts.
-func ValidateNetwork(n Network) error { return validateNetwork(n) }
-
-// validateNetwork checks a Network before any rule is built from it.
-func validateNetwork(n Network) error {
+// ValidateNetwork checks a Network as every backend does before building a
+// rule from it; networks.go calls it too, so that a network is refused when
+// it is defined rather than when its first container starts.
+func ValidateNetwork(n Network) error {
 	// Names end up in nft chain names and iptables comments.
 	if err := names.NetworkName(n.Name); err != nil {
 		return fmt.Errorf("firewall: %w", err)
@@ -127,7 +124,7 @@ func validateNetwork(n Network) error {
 
 // validateEndpoint checks an Endpoint and its port mappings.
 func validateEndpoint(e Endpoint) error {
-	if err := validateNetwork(e.Network); err != nil {
+	if err := ValidateNetwork(e.Network); err != nil {
 		return err
 	}
 	if e.ContainerID == "" {

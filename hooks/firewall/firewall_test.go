@@ -39,11 +39,11 @@ func TestValidation(t *testing.T) {
 		"gateway": {Name: "x", Bridge: "b", Subnet: good.Subnet, Gateway: netip.MustParseAddr("10.99.0.1")},
 	}
 	for what, n := range bad {
-		if err := validateNetwork(n); err == nil {
-			t.Errorf("bad %s: validateNetwork(%+v) = nil", what, n)
+		if err := ValidateNetwork(n); err == nil {
+			t.Errorf("bad %s: ValidateNetwork(%+v) = nil", what, n)
 		}
 	}
-	if err := validateNetwork(good); err != nil {
+	if err := ValidateNetwork(good); err != nil {
 		t.Fatal(err)
 	}
 	ep := func(m ...portspec.Mapping) Endpoint {

@@ -185,7 +185,7 @@ func portRules(e Endpoint) []iptRule {
 // SetupNetwork creates berth's chains and jumps if needed, then appends the
 // network's rules that are not there yet.
 func (b *iptablesBackend) SetupNetwork(n Network) error {
-	if err := validateNetwork(n); err != nil {
+	if err := ValidateNetwork(n); err != nil {
 		return err
 	}
 	unlock, err := lockNetworks()
@@ -276,7 +276,7 @@ func (b *iptablesBackend) ensureFirst(r iptRule) error {
 // TeardownNetwork deletes the network's rules; if it was the last berth
 // network, it also removes the jumps and berth's chains.
 func (b *iptablesBackend) TeardownNetwork(n Network) error {
-	if err := validateNetwork(n); err != nil {
+	if err := ValidateNetwork(n); err != nil {
 		return err
 	}
 	unlock, err := lockNetworks()

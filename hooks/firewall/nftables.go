@@ -171,7 +171,7 @@ func (b *nftablesBackend) conn() (*nftables.Conn, error) {
 // flushed before their rules are added again, so a second call leaves the
 // same single copy of everything (and repairs anything removed by hand).
 func (b *nftablesBackend) SetupNetwork(n Network) error {
-	if err := validateNetwork(n); err != nil {
+	if err := ValidateNetwork(n); err != nil {
 		return err
 	}
 	unlock, err := lockNetworks()
@@ -348,7 +348,7 @@ func addNetwork(c nftBatch, o *nftObjects, n Network) error {
 // TeardownNetwork deletes the network's chains and elements, or the whole
 // table when it is the last berth network.
 func (b *nftablesBackend) TeardownNetwork(n Network) error {
-	if err := validateNetwork(n); err != nil {
+	if err := ValidateNetwork(n); err != nil {
 		return err
 	}
 	unlock, err := lockNetworks()

@@ -69,7 +69,7 @@ func settle(groups []driftGroup, repair bool) []Drift {
 // network's rules.
 func validateDesired(want Desired) error {
 	for _, n := range want.Networks {
-		if err := validateNetwork(n); err != nil {
+		if err := ValidateNetwork(n); err != nil {
 			return err
 		}
 	}

@@ -15,11 +15,12 @@
 //
 //   - A file name appears only with its full content: lease files are
 //     linked (link(2), which fails if the name exists) and other files
-//     renamed into place from an fsync'd temporary file. An empty lease
+//     renamed into place from a complete temporary file (statefile.WriteTemp;
+//     no fsync: the state lives under /run, see statefile). An empty lease
 //     file therefore never occurs; Open removes temporary files a crashed
 //     writer left behind in tmp/.
 //   - The owner index is written before the lease and removed after it, each
-//     step made durable before the next. So every lease has an index entry,
+//     step done before the next. So every lease has an index entry,
 //     and Release always finds what an owner holds, but an index entry may
 //     lack its lease (a crash between the two steps). Such a stale entry is
 //     recognised because the lease it names is missing or names another
@@ -255,19 +256,6 @@ func (p *Pool) Leases() (map[netip.Addr]string, error) {
 		}
 	}
 	return leases, nil
-}
-
-// Owner returns the owner of addr's lease; ok is false if addr is not leased.
-func (p *Pool) Owner(addr netip.Addr) (owner string, ok bool, err error) {
-	if !p.subnet.Contains(addr) {
-		return "", false, nil
-	}
-	unlock, err := p.lock(unix.LOCK_SH)
-	if err != nil {
-		return "", false, err
-	}
-	defer unlock()
-	return p.readLease(addr)
 }
 
 // lease records addr as owner's: index entry first, then the lease file

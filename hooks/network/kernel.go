@@ -125,8 +125,13 @@ func bringUp(h *netlink.Handle, name string) error {
 	if err != nil {
 		return fmt.Errorf("bring up %s: %w", name, err)
 	}
+	return setUp(h, link)
+}
+
+// setUp: (in the container) ip link set LINK up.
+func setUp(h *netlink.Handle, link netlink.Link) error {
 	if err := h.LinkSetUp(link); err != nil {
-		return fmt.Errorf("bring up %s: %w", name, err)
+		return fmt.Errorf("bring up %s: %w", link.Attrs().Name, err)
 	}
 	return nil
 }
@@ -166,4 +171,26 @@ func deleteLink(name string) error {
 
 func ipNet(p netip.Prefix) *net.IPNet {
 	return &net.IPNet{IP: net.IP(p.Addr().AsSlice()), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}
+}
+
+// routeNetlinkAt opens a NETLINK_ROUTE socket in the container's namespace:
+// links, addresses and routes are all the container's end needs. Without
+// the family, netlink.NewHandleAt opens one socket per netlink family it
+// knows (xfrm and netfilter too), entering the namespace for each, and
+// needs the xfrm_user module loaded.
+func routeNetlinkAt(ns netns.NsHandle) (*netlink.Handle, error) {
+	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
+	if err != nil {
+		return nil, fmt.Errorf("netlink in the container's namespace: %w", err)
+	}
+	return h, nil
+}
+
+func bringUpLoopback(ns netns.NsHandle) error {
+	h, err := routeNetlinkAt(ns)
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	return bringUp(h, "lo")
 }

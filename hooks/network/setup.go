@@ -1,14 +1,8 @@
 package network
 
 import (
-	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strconv"
-	"strings"
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/vishvananda/netlink"
@@ -21,87 +15,12 @@ import (
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/names"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/libruntime/process"
 )
-
-// Mode is a parsed --network value.
-type Mode struct {
-	Kind string // bridge, host, none, container
-	Name string // bridge: the network; container: the target container id
-}
-
-// ParseMode reads bridge, bridge:NAME, host, none or container:ID.
-func ParseMode(s string) (Mode, error) {
-	kind, arg, hasArg := strings.Cut(s, ":")
-	switch {
-	case kind == "bridge" && !hasArg:
-		return Mode{Kind: "bridge", Name: DefaultNetwork}, nil
-	case kind == "bridge":
-		if err := names.NetworkName(arg); err != nil {
-			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
-		}
-		return Mode{Kind: "bridge", Name: arg}, nil
-	case (kind == "host" || kind == "none") && !hasArg:
-		return Mode{Kind: kind}, nil
-	case kind == "container" && hasArg:
-		if err := names.ContainerID(arg); err != nil {
-			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
-		}
-		return Mode{Kind: "container", Name: arg}, nil
-	}
-	return Mode{}, fmt.Errorf("--network %q: unknown mode (use bridge, bridge:NAME, host, none or container:ID)", s)
-}
-
-// SetupOptions are berth-net setup's arguments.
-type SetupOptions struct {
-	Mode     Mode
-	Publish  []string
-	Hostname string
-}
-
-// CheckSetupOptions checks setup's arguments as given on the command line,
-// before any container exists: `berth spec` runs it so that a bad value is
-// refused when the config is written, not when the container starts.
-func CheckSetupOptions(mode string, publish []string, hostname string) error {
-	m, err := ParseMode(mode)
-	if err != nil {
-		return err
-	}
-	maps, err := portspec.ParseAll(publish)
-	if err != nil {
-		return err
-	}
-	if len(maps) > 0 && m.Kind != "bridge" {
-		return fmt.Errorf("--publish: only bridge networks publish ports (this container's network is %s)", m.Kind)
-	}
-	return checkHostname(hostname)
-}
-
-// checkHostname accepts what /etc/hosts and sethostname(2) can hold: a DNS
-// name of letters, digits, '-' and '.', at most 64 bytes (the kernel's
-// limit). Anything else (a newline, a space) could forge lines of the
-// container's /etc/hosts.
-func checkHostname(h string) error {
-	if h == "" {
-		return nil
-	}
-	if len(h) > 64 {
-		return fmt.Errorf("--hostname %.20q...: longer than 64 bytes", h)
-	}
-	for i := 0; i < len(h); i++ {
-		c := h[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
-			return fmt.Errorf("--hostname %q: character %q not allowed (use letters, digits, '-', '.')", h, c)
-		}
-	}
-	if h[0] == '-' || h[0] == '.' {
-		return fmt.Errorf("--hostname %q: must begin with a letter or a digit", h)
-	}
-	return nil
-}
 
 // Setup gives the container described by st its network. On failure it
 // undoes what it made before returning, so nothing is left half-made.
-func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
+func (l Layout) Setup(st *specs.State, o SetupOptions) error {
 	if err := names.ContainerID(st.ID); err != nil {
 		return err
 	}
@@ -110,15 +29,9 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 		return err
 	}
 	defer unlock()
-	maps, err := portspec.ParseAll(o.Publish)
+	maps, err := o.check()
 	if err != nil {
 		return err
-	}
-	if err := checkHostname(o.Hostname); err != nil {
-		return err
-	}
-	if len(maps) > 0 && o.Mode.Kind != "bridge" {
-		return fmt.Errorf("--publish: only bridge networks publish ports (this container's network is %s)", o.Mode.Kind)
 	}
 	if _, err := l.LoadRecord(st.ID); err == nil {
 		return fmt.Errorf("container %s: already has a network (teardown first)", st.ID)
@@ -127,7 +40,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	if err != nil {
 		return err
 	}
-	rec := &Record{ID: st.ID, Mode: o.Mode.Kind, Pid: st.Pid, PidStart: startTime(st.Pid), Bundle: st.Bundle}
+	rec := &Record{ID: st.ID, Mode: o.Mode.Kind, Pid: st.Pid, PidStart: pidStart(st.Pid), Bundle: st.Bundle}
 	rec.Hostname = firstNonEmpty(o.Hostname, spec.Hostname, shortID(st.ID))
 
 	if o.Mode.Kind == "host" {
@@ -164,14 +77,19 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	case "container":
 		return l.joinContainer(rec, ns, o.Mode.Name, rootfs)
 	}
+	return l.setupBridge(rec, ns, o.Mode.Name, maps, rootfs)
+}
 
-	// bridge
-	n, err := l.LoadNetwork(o.Mode.Name)
+// setupBridge is --network bridge[:NAME], in the order of package doc:
+// the record, the network's rules and bridge, the lease, the port
+// reservation, the veth and eth0, the DNAT, the /etc files.
+func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps []portspec.Mapping, rootfs string) (retErr error) {
+	n, err := l.LoadNetwork(network)
 	if err != nil {
 		return err
 	}
 	rec.Network, rec.Bridge, rec.Firewall = n.Name, n.Bridge, n.Firewall
-	rec.HostVeth = hostVethName(st.ID)
+	rec.HostVeth = hostVethName(rec.ID)
 	rec.Ports = maps
 	if err := l.saveRecord(rec); err != nil {
 		return err
@@ -179,7 +97,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	crashpoint.Hit("net.setup.record")
 	defer func() {
 		if retErr != nil {
-			if err := l.Teardown(st.ID); err != nil {
+			if err := l.Teardown(rec.ID); err != nil {
 				retErr = fmt.Errorf("%w (and undoing it: %v)", retErr, err)
 			}
 		}
@@ -203,7 +121,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	if err != nil {
 		return err
 	}
-	addr, err := pool.Allocate(st.ID)
+	addr, err := pool.Allocate(rec.ID)
 	if err != nil {
 		return fmt.Errorf("network %s: %w", n.Name, err)
 	}
@@ -217,7 +135,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 		if err != nil {
 			return err
 		}
-		if err := reg.Reserve(st.ID, maps); err != nil {
+		if err := reg.Reserve(rec.ID, maps); err != nil {
 			return err
 		}
 		crashpoint.Hit("net.setup.ports")
@@ -227,9 +145,9 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 		return err
 	}
 	if len(maps) > 0 {
-		ep := firewall.Endpoint{ContainerID: st.ID, Network: n.firewallNetwork(), Addr: addr, Ports: maps}
+		ep := firewall.Endpoint{ContainerID: rec.ID, Network: n.firewallNetwork(), Addr: addr, Ports: maps}
 		if err := fw.AddPorts(ep); err != nil {
-			return fmt.Errorf("publish ports of %s: %w", st.ID, err)
+			return fmt.Errorf("publish ports of %s: %w", rec.ID, err)
 		}
 		crashpoint.Hit("net.setup.publish")
 	}
@@ -310,8 +228,8 @@ func connectContainer(n *Network, rec *Record, bridge netlink.Link, ns netns.NsH
 		return err
 	}
 	crashpoint.Hit("net.setup.address")
-	if err := h.LinkSetUp(eth0); err != nil {
-		return fmt.Errorf("bring up eth0: %w", err)
+	if err := setUp(h, eth0); err != nil {
+		return err
 	}
 	if err := bringUp(h, "lo"); err != nil {
 		return err
@@ -326,157 +244,9 @@ func connectContainer(n *Network, rec *Record, bridge netlink.Link, ns netns.NsH
 	return nil
 }
 
-// routeNetlinkAt opens a NETLINK_ROUTE socket in the container's namespace:
-// links, addresses and routes are all the container's end needs. Without
-// the family, netlink.NewHandleAt opens one socket per netlink family it
-// knows (xfrm and netfilter too), entering the namespace for each, and
-// needs the xfrm_user module loaded.
-func routeNetlinkAt(ns netns.NsHandle) (*netlink.Handle, error) {
-	h, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
-	if err != nil {
-		return nil, fmt.Errorf("netlink in the container's namespace: %w", err)
-	}
-	return h, nil
+// pidStart is the start time of the container's init, which tells it from a
+// later process with the same pid (Record.running); 0 if it is gone.
+func pidStart(pid int) uint64 {
+	t, _ := process.StartTime(pid)
+	return t
 }
-
-func bringUpLoopback(ns netns.NsHandle) error {
-	h, err := routeNetlinkAt(ns)
-	if err != nil {
-		return err
-	}
-	defer h.Close()
-	return bringUp(h, "lo")
-}
-
-// joinContainer is --network container:ID: the container was created in
-// ID's network namespace (berth spec put its path in config.json); check
-// that it really is, and share ID's name resolution.
-func (l Layout) joinContainer(rec *Record, ns netns.NsHandle, target, rootfs string) error {
-	t, err := l.LoadRecord(target)
-	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("--network container:%s: no such container with a berth network", target)
-	}
-	if err != nil {
-		return err
-	}
-	if t.Mode == "host" {
-		return fmt.Errorf("--network container:%s: that container uses the host's network", target)
-	}
-	if !t.running() {
-		return fmt.Errorf("--network container:%s: container is not running", target)
-	}
-	tns, err := netns.GetFromPid(t.Pid)
-	if err != nil {
-		return fmt.Errorf("--network container:%s: %w", target, err)
-	}
-	defer tns.Close()
-	if !tns.Equal(ns) {
-		return fmt.Errorf("--network container:%s: this container is not in %s's network namespace (config.json's linux.namespaces network path must be /proc/%d/ns/net)", target, target, t.Pid)
-	}
-	rec.Target = target
-	if err := l.saveRecord(rec); err != nil {
-		return err
-	}
-	return etcFiles{hostname: rec.Hostname, hosts: hostsFile(rec.Hostname, t.Addr), resolv: hostResolvConf()}.write(rootfs)
-}
-
-// NamespacePath is where `berth spec --network container:ID` points the
-// new container's network namespace: the running target's own.
-func (l Layout) NamespacePath(target string) (string, error) {
-	t, err := l.LoadRecord(target)
-	if errors.Is(err, os.ErrNotExist) {
-		return "", fmt.Errorf("--network container:%s: no such container with a berth network", target)
-	}
-	if err != nil {
-		return "", err
-	}
-	if t.Mode == "host" {
-		return "", fmt.Errorf("--network container:%s: that container uses the host's network (use --network host)", target)
-	}
-	if !t.running() {
-		return "", fmt.Errorf("--network container:%s: container is not running", target)
-	}
-	return "/proc/" + strconv.Itoa(t.Pid) + "/ns/net", nil
-}
-
-// running reports whether the container's init still runs: same pid, same
-// start time.
-func (r *Record) running() bool {
-	return r.Pid > 0 && r.PidStart != 0 && startTime(r.Pid) == r.PidStart
-}
-
-// startTime is field 22 of /proc/PID/stat, the process's start time in
-// clock ticks since boot; 0 if the process is gone.
-func startTime(pid int) uint64 {
-	if pid <= 0 {
-		return 0
-	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	i := strings.LastIndexByte(string(data), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(data[i+1:]))
-	if len(f) < 20 {
-		return 0
-	}
-	// f[0] is field 3 (state); field 22 is f[19].
-	if f[0] == "Z" || f[0] == "X" {
-		return 0
-	}
-	v, _ := strconv.ParseUint(f[19], 10, 64)
-	return v
-}
-
-// bundleConfig is the part of config.json berth-net reads: the hostname and
-// the rootfs. Decoding only these, not a whole specs.Spec, saves about 1 ms
-// of every setup: encoding/json builds a decoder for each type it meets
-// on first use, and a Spec holds hundreds.
-type bundleConfig struct {
-	Hostname string `json:"hostname"`
-	Root     *struct {
-		Path string `json:"path"`
-	} `json:"root"`
-}
-
-// readBundle reads the container's config.json for its hostname and
-// rootfs.
-func readBundle(bundle string) (*bundleConfig, string, error) {
-	data, err := os.ReadFile(filepath.Join(bundle, "config.json"))
-	if err != nil {
-		return nil, "", fmt.Errorf("bundle %s: %w", bundle, err)
-	}
-	var cfg bundleConfig
-	if err := json.Unmarshal(data, &cfg); err != nil {
-		return nil, "", fmt.Errorf("bundle %s: config.json: %w", bundle, err)
-	}
-	if cfg.Root == nil || cfg.Root.Path == "" {
-		return nil, "", fmt.Errorf("bundle %s: config.json: root.path missing", bundle)
-	}
-	rootfs := cfg.Root.Path
-	if !filepath.IsAbs(rootfs) {
-		rootfs = filepath.Join(bundle, rootfs)
-	}
-	return &cfg, rootfs, nil
-}
-
-func shortID(id string) string {
-	if len(id) > 12 {
-		return id[:12]
-	}
-	return id
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
-}
-
-var _ = unix.EEXIST

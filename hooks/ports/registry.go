@@ -12,7 +12,7 @@
 //	tmp/                       temporary files, renamed or linked into place when complete
 //
 // Crash safety follows hooks/ipam: a file name appears only with its full
-// content (link or rename of an fsync'd temporary file; Open clears tmp/),
+// content (link or rename of a complete temporary file; Open clears tmp/),
 // and the owner index is written before the port files and removed after
 // them. So Release always finds every port file an owner may have; an
 // index may name mappings whose files a crash kept from being written, and

@@ -4,10 +4,12 @@
 package process
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -103,15 +105,32 @@ func pollProc(pid int, timeout time.Duration) error {
 // Alive reports whether pid names a process that has not exited. A zombie
 // has exited: it only waits for its parent to collect its status.
 func Alive(pid int) bool {
+	_, ok := StartTime(pid)
+	return ok
+}
+
+// StartTime is field 22 of /proc/PID/stat, the process's start time in
+// clock ticks since boot: with the pid, it names one process, whatever
+// process later gets the same pid. ok is false if the process is gone or
+// has exited (a zombie).
+func StartTime(pid int) (ticks uint64, ok bool) {
+	if pid <= 0 {
+		return 0, false
+	}
 	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return 0, false
 	}
-	// The state follows the last ')' (the command name may contain any byte).
-	for i := len(data) - 1; i >= 0; i-- {
-		if data[i] == ')' {
-			return i+2 < len(data) && data[i+2] != 'Z' && data[i+2] != 'X'
-		}
+	// The fields follow the last ')' (the command name may contain any byte).
+	i := bytes.LastIndexByte(data, ')')
+	if i < 0 {
+		return 0, false
 	}
-	return false
+	f := strings.Fields(string(data[i+1:]))
+	// f[0] is field 3 (the state), so field 22 is f[19].
+	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
+		return 0, false
+	}
+	ticks, err = strconv.ParseUint(f[19], 10, 64)
+	return ticks, err == nil
 }
