@@ -20,12 +20,13 @@ import (
 
 	"github.com/berth-runtime/berth/hooks/network"
 	"github.com/berth-runtime/berth/internal/cliargs"
+	"github.com/berth-runtime/berth/internal/netcontract"
 )
 
 func main() {
 	app := newApp()
 	if err := app.Run(cliargs.Reorder(app, os.Args)); err != nil {
-		fmt.Fprintln(os.Stderr, "berth-net:", err)
+		fmt.Fprintf(os.Stderr, "%s%v\n", netcontract.ErrorPrefix, err)
 		os.Exit(1)
 	}
 }
@@ -34,7 +35,7 @@ func layout() network.Layout { return network.Layout{Root: network.Root()} }
 
 func newApp() *cli.App {
 	return &cli.App{
-		Name:                      "berth-net",
+		Name:                      netcontract.Binary,
 		Usage:                     "container networking as OCI hooks (state under $" + network.RootEnv + ", default " + network.DefaultRoot + ")",
 		DisableSliceFlagSeparator: true,
 		Commands: []*cli.Command{

@@ -11,6 +11,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-runtime/berth/internal/netcontract"
 )
 
 // Networking lives in the berth-net binary, installed beside berth: berth
@@ -19,15 +21,12 @@ import (
 // every create. `berth network ...` and `berth gc` hand over to berth-net
 // as `git foo` runs `git-foo`.
 
-// netRootEnv moves berth-net's state; `berth spec` passes it on to hooks.
-const netRootEnv = "BERTH_NET_ROOT"
-
 func berthNetPath() (string, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return "", fmt.Errorf("find berth-net: %w", err)
 	}
-	p := filepath.Join(filepath.Dir(self), "berth-net")
+	p := filepath.Join(filepath.Dir(self), netcontract.Binary)
 	if _, err := os.Stat(p); err != nil {
 		return "", fmt.Errorf("berth-net not found beside berth (%s): %w", p, err)
 	}
@@ -40,7 +39,7 @@ func handOver(args ...string) error {
 	if err != nil {
 		return err
 	}
-	return syscall.Exec(p, append([]string{"berth-net"}, args...), os.Environ())
+	return syscall.Exec(p, append([]string{netcontract.Binary}, args...), os.Environ())
 }
 
 var networkCommand = &cli.Command{
@@ -78,7 +77,7 @@ func addNetworkHooks(spec *specs.Spec, mode string, publish []string, hostname s
 		check = append(check, "--publish", p)
 	}
 	if out, err := exec.Command(netBin, check...).CombinedOutput(); err != nil {
-		return errors.New(strings.TrimSpace(strings.TrimPrefix(string(out), "berth-net: ")))
+		return errors.New(netcontract.Message(out))
 	}
 	kind, target, _ := strings.Cut(mode, ":")
 	switch kind {
@@ -87,7 +86,7 @@ func addNetworkHooks(spec *specs.Spec, mode string, publish []string, hostname s
 	case "container":
 		out, err := exec.Command(netBin, "namespace-path", target).CombinedOutput()
 		if err != nil {
-			return fmt.Errorf("--network %s: %s", mode, strings.TrimSpace(strings.TrimPrefix(string(out), "berth-net: ")))
+			return fmt.Errorf("--network %s: %s", mode, netcontract.Message(out))
 		}
 		setNamespacePath(spec, specs.NetworkNamespace, strings.TrimSpace(string(out)))
 	}
@@ -103,7 +102,7 @@ func addNetworkHooks(spec *specs.Spec, mode string, publish []string, hostname s
 	if err != nil {
 		return err
 	}
-	args := []string{"berth-net", "setup", "--network", mode}
+	args := []string{netcontract.Binary, "setup", "--network", mode}
 	for _, p := range publish {
 		args = append(args, "--publish", p)
 	}
@@ -114,7 +113,7 @@ func addNetworkHooks(spec *specs.Spec, mode string, publish []string, hostname s
 		spec.Hooks = &specs.Hooks{}
 	}
 	spec.Hooks.CreateRuntime = append(spec.Hooks.CreateRuntime, specs.Hook{Path: netBin, Args: args, Env: env})
-	spec.Hooks.Poststop = append(spec.Hooks.Poststop, specs.Hook{Path: netBin, Args: []string{"berth-net", "teardown"}, Env: env})
+	spec.Hooks.Poststop = append(spec.Hooks.Poststop, specs.Hook{Path: netBin, Args: []string{netcontract.Binary, "teardown"}, Env: env})
 	return nil
 }
 
@@ -140,17 +139,17 @@ func setNamespacePath(spec *specs.Spec, t specs.LinuxNamespaceType, path string)
 // the runtime's) unless BERTH_NET_ROOT is set, and then PATH and all the
 // BERTH_NET_* variables, with the root made absolute.
 func pinnedHookEnv() ([]string, error) {
-	root := os.Getenv(netRootEnv)
+	root := os.Getenv(netcontract.RootEnv)
 	if root == "" {
 		return nil, nil
 	}
 	abs, err := filepath.Abs(root)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", netRootEnv, err)
+		return nil, fmt.Errorf("%s: %w", netcontract.RootEnv, err)
 	}
-	env := []string{networkHookPATH, netRootEnv + "=" + abs}
+	env := []string{networkHookPATH, netcontract.RootEnv + "=" + abs}
 	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "BERTH_NET_") && !strings.HasPrefix(kv, netRootEnv+"=") {
+		if strings.HasPrefix(kv, netcontract.EnvPrefix) && !strings.HasPrefix(kv, netcontract.RootEnv+"=") {
 			env = append(env, kv)
 		}
 	}

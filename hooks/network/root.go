@@ -9,23 +9,18 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/netcontract"
 )
 
-// DefaultRoot holds all network state unless BERTH_NET_ROOT says otherwise.
-const DefaultRoot = "/run/berth/net"
+// DefaultRoot holds all network state unless RootEnv says otherwise.
+const DefaultRoot = netcontract.DefaultRoot
 
-// RootEnv moves the network state, for berth-net, `berth spec` and
-// `berth network` alike, so tests and users can keep separate worlds.
-const RootEnv = "BERTH_NET_ROOT"
+// RootEnv moves the network state (netcontract).
+const RootEnv = netcontract.RootEnv
 
 // Root is the directory holding networks, leases, port reservations and
 // container records.
-func Root() string {
-	if r := os.Getenv(RootEnv); r != "" {
-		return r
-	}
-	return DefaultRoot
-}
+func Root() string { return netcontract.Root(os.Getenv) }
 
 // Layout names the files under a root.
 type Layout struct{ Root string }
