@@ -12,6 +12,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/netlinksafe"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/names"
 )
 
@@ -70,7 +71,7 @@ func (l Layout) removeNetworkLocked(name string) error {
 	}
 	n, err := l.readNetwork(name)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("network %q does not exist", name)
+		return errNoNetwork(name)
 	}
 	if err != nil {
 		return err
@@ -86,7 +87,7 @@ func (l Layout) removeNetworkLocked(name string) error {
 		}
 	}
 	if len(attached) > 0 {
-		return fmt.Errorf("network %q has containers attached: %v (delete them first)", name, attached)
+		return errdefs.InUse(fmt.Errorf("network %q has containers attached: %v (delete them first)", name, attached))
 	}
 	// The bridge and the rules keyed on its name are this network's only if
 	// the bridge is (or is gone): a bridge of that name that another root or

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-runtime/berth/hooks/firewall"
 	"github.com/berth-runtime/berth/hooks/netlinksafe"
+	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/names"
 )
 
@@ -113,7 +114,7 @@ func (l Layout) createNetworkLocked(o CreateOptions) (*Network, error) {
 		return nil, err
 	}
 	if _, err := os.Stat(l.networkFile(o.Name)); err == nil {
-		return nil, fmt.Errorf("network %q already exists", o.Name)
+		return nil, errdefs.AlreadyExists(fmt.Errorf("network %q already exists", o.Name))
 	}
 	n, err := l.proposeNetwork(o)
 	if err != nil {
@@ -290,7 +291,7 @@ func (l Layout) ShowNetwork(name string) (*Network, error) {
 		return l.proposeNetwork(CreateOptions{Name: DefaultNetwork})
 	}
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("network %q does not exist (berth network create %s)", name, name)
+		return nil, errNoNetwork(name)
 	}
 	return n, err
 }
@@ -304,7 +305,7 @@ func (l Layout) LoadNetwork(name string) (*Network, error) {
 	n, err := l.readNetwork(name)
 	if err == nil || !errors.Is(err, os.ErrNotExist) || name != DefaultNetwork {
 		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("network %q does not exist (berth network create %s)", name, name)
+			return nil, errNoNetwork(name)
 		}
 		return n, err
 	}
@@ -376,4 +377,9 @@ func (l Layout) listNetworks() ([]Network, error) {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out, nil
+}
+
+// errNoNetwork is the error for a network that is not defined.
+func errNoNetwork(name string) error {
+	return errdefs.NotFound(fmt.Errorf("network %q does not exist (berth network create %s)", name, name))
 }

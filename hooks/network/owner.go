@@ -10,6 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/berth-runtime/berth/hooks/netlinksafe"
+	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 // Ownership of kernel objects. Several berth-net roots (BERTH_NET_ROOT) can
@@ -138,7 +139,7 @@ const (
 func (l Layout) checkBridge(n *Network, link netlink.Link, locked bool) (bridgeState, error) {
 	name := n.Bridge
 	if _, ok := link.(*netlink.Bridge); !ok {
-		return bridgeForeign, fmt.Errorf("bridge %s: an interface of type %s already has that name", name, link.Type())
+		return bridgeForeign, errdefs.Conflict(fmt.Errorf("bridge %s: an interface of type %s already has that name", name, link.Type()))
 	}
 	addrs, err := netlinksafe.AddrList(link, netlink.FAMILY_V4)
 	if err != nil {
@@ -157,8 +158,8 @@ func (l Layout) checkBridge(n *Network, link netlink.Link, locked bool) (bridgeS
 	alias := link.Attrs().Alias
 	switch {
 	case alias == l.bridgeMark(n.Name) && len(others) > 0:
-		return bridgeForeign, fmt.Errorf("bridge %s carries %s, not network %s's gateway %s only (left by an earlier network of that name? ip link del %s)",
-			name, strings.Join(carried, ", "), n.Name, gw, name)
+		return bridgeForeign, errdefs.Conflict(fmt.Errorf("bridge %s carries %s, not network %s's gateway %s only (left by an earlier network of that name? ip link del %s)",
+			name, strings.Join(carried, ", "), n.Name, gw, name))
 	case alias == l.bridgeMark(n.Name) && hasGateway:
 		return bridgeReady, nil
 	case alias == l.bridgeMark(n.Name):
@@ -175,8 +176,8 @@ func (l Layout) checkBridge(n *Network, link netlink.Link, locked bool) (bridgeS
 	if len(carried) == 0 {
 		carried = []string{"no address"}
 	}
-	return bridgeForeign, fmt.Errorf("bridge %s already exists (address %s) and belongs to %s, not to network %s (gateway %s) of berth-net root %s: choose another bridge name (--bridge) or remove that bridge",
-		name, strings.Join(carried, ", "), owner, n.Name, gw, l.rootTag())
+	return bridgeForeign, errdefs.Conflict(fmt.Errorf("bridge %s already exists (address %s) and belongs to %s, not to network %s (gateway %s) of berth-net root %s: choose another bridge name (--bridge) or remove that bridge",
+		name, strings.Join(carried, ", "), owner, n.Name, gw, l.rootTag()))
 }
 
 // checkNetworkNameFree refuses n when a bridge of another root in this

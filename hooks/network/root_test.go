@@ -1,6 +1,7 @@
 package network
 
 import (
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 // TestSaveJSON checks that a record is written whole into a directory
@@ -65,5 +67,33 @@ func TestRemoveDebris(t *testing.T) {
 	}
 	if got, err := statefile.RemoveDebris(filepath.Join(dir, "missing")); err != nil || len(got) != 0 {
 		t.Errorf("removeDebris of a missing dir = %v, %v; want nothing, nil", got, err)
+	}
+}
+
+// TestErrorKinds checks that berth-net's errors carry the kind callers
+// match (errdefs), not only words: defining a network twice, using or
+// removing one that does not exist, removing one that a container uses.
+func TestErrorKinds(t *testing.T) {
+	l := Layout{Root: t.TempDir()}
+	if _, err := l.LoadNetwork("nosuch"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("LoadNetwork(nosuch) = %v, want errdefs.ErrNotFound", err)
+	}
+	if err := l.RemoveNetwork("nosuch"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("RemoveNetwork(nosuch) = %v, want errdefs.ErrNotFound", err)
+	}
+	// A subnet from the documentation range, with no bridge made: defining
+	// a network writes only files under the root.
+	o := CreateOptions{Name: "kinds", Subnet: "198.51.100.0/24", Bridge: "btkinds0"}
+	if _, err := l.CreateNetwork(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.CreateNetwork(o); !errors.Is(err, errdefs.ErrAlreadyExists) {
+		t.Errorf("CreateNetwork twice = %v, want errdefs.ErrAlreadyExists", err)
+	}
+	if err := l.saveRecord(&Record{ID: "c1", Mode: "bridge", Network: "kinds"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.RemoveNetwork("kinds"); !errors.Is(err, errdefs.ErrInUse) {
+		t.Errorf("RemoveNetwork of a network with a container = %v, want errdefs.ErrInUse", err)
 	}
 }

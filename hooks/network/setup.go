@@ -13,6 +13,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/names"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/process"
@@ -34,7 +35,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) error {
 		return err
 	}
 	if _, err := l.LoadRecord(st.ID); err == nil {
-		return fmt.Errorf("container %s: already has a network (teardown first)", st.ID)
+		return errdefs.AlreadyExists(fmt.Errorf("container %s: already has a network (teardown first)", st.ID))
 	}
 	spec, rootfs, err := readBundle(st.Bundle)
 	if err != nil {
@@ -147,7 +148,7 @@ func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps
 	if len(maps) > 0 {
 		ep := firewall.Endpoint{ContainerID: rec.ID, Network: n.firewallNetwork(), Addr: addr, Ports: maps}
 		if err := fw.AddPorts(ep); err != nil {
-			return fmt.Errorf("publish ports of %s: %w", rec.ID, err)
+			return err // names the container and its ports
 		}
 		crashpoint.Hit("net.setup.publish")
 	}

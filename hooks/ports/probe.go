@@ -7,6 +7,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/errdefs"
 )
 
 // probeHostPort fails if a program on this host uses m's host address and
@@ -43,7 +44,7 @@ func probeHostPort(m portspec.Mapping) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, unix.EADDRINUSE):
-		return fmt.Errorf("ports: host port %s is in use by another program on the host", describe(m))
+		return errdefs.Conflict(fmt.Errorf("ports: host port %s is in use by another program on the host", describe(m)))
 	case errors.Is(err, unix.EADDRNOTAVAIL):
 		return fmt.Errorf("ports: host port %s: %s is not an address of this host", describe(m), m.HostIP)
 	default:

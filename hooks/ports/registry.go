@@ -34,6 +34,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/errdefs"
 
 	"github.com/berth-runtime/berth/hooks/internal/statefile"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
@@ -285,7 +286,7 @@ func (r *Registry) checkFree(owner string, m portspec.Mapping) (ours bool, err e
 			ours = true
 			continue
 		}
-		return false, fmt.Errorf("ports: host port %s is already published by container %s", describe(m), holder)
+		return false, errdefs.Conflict(fmt.Errorf("ports: host port %s is already published by container %s", describe(m), holder))
 	}
 	return ours, nil
 }

@@ -2,6 +2,7 @@ package ports
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/berth-runtime/berth/hooks/portspec"
+	"github.com/berth-runtime/berth/internal/errdefs"
 
 	"github.com/berth-runtime/berth/internal/names"
 )
@@ -104,6 +106,9 @@ func wantReserveError(t *testing.T, r *Registry, owner string, ms []portspec.Map
 	for _, m := range mention {
 		if !strings.Contains(err.Error(), m) {
 			t.Errorf("Reserve(%s, %v) = %v, want an error mentioning %q", owner, ms, err, m)
+		}
+		if strings.Contains(m, "already published") && !errors.Is(err, errdefs.ErrConflict) {
+			t.Errorf("Reserve(%s, %v) = %v, want an errdefs.ErrConflict", owner, ms, err)
 		}
 	}
 }
