@@ -2,32 +2,20 @@
 // containers. berth has no daemon, so the leases live in files and every
 // berth-net run that reads or changes them holds a flock on the pool.
 //
-// On-disk layout of a pool directory:
+// A pool directory is a statefile.Store, whose doc gives the layout and
+// the crash-safety rules; a pool keeps in it:
 //
-//	lock              flock(2) target; never holds data
 //	subnet            the subnet the pool was created for, e.g. "10.77.0.0/16\n"
 //	last_reserved     the address Allocate handed out last, e.g. "10.77.0.7\n"
-//	leases/<addr>     one file per lease, named by the address; content: the owner id
-//	owners/<owner>    index from owner to its lease; content: the address and "\n"
-//	tmp/              temporary files, renamed or linked into place when complete
+//	leases/<addr>     the claims: one file per lease, named by the address; content: the owner id
+//	owners/<owner>    the owner's index: its address and "\n"
 //
-// Crash safety rests on three rules:
-//
-//   - A file name appears only with its full content: lease files are
-//     linked (link(2), which fails if the name exists) and other files
-//     renamed into place from a complete temporary file (statefile.WriteTemp;
-//     no fsync: the state lives under /run, see statefile). An empty lease
-//     file therefore never occurs; Open removes temporary files a crashed
-//     writer left behind in tmp/.
-//   - The owner index is written before the lease and removed after it, each
-//     step done before the next. So every lease has an index entry,
-//     and Release always finds what an owner holds, but an index entry may
-//     lack its lease (a crash between the two steps). Such a stale entry is
-//     recognised because the lease it names is missing or names another
-//     owner; Allocate and Release discard it.
-//   - last_reserved is only a hint for where to search next; if it is
-//     missing or wrong the search starts elsewhere and still skips leased
-//     addresses.
+// By the Store's rules every lease has an index entry, but an index entry
+// may lack its lease (a crash between the two steps). Such a stale entry
+// is recognised because the lease it names is missing or names another
+// owner; Allocate and Release discard it. last_reserved is only a hint
+// for where to search next; if it is missing or wrong the search starts
+// elsewhere and still skips leased addresses.
 package ipam
 
 import (
@@ -48,6 +36,7 @@ import (
 
 // Pool hands out addresses of one network's subnet to containers.
 type Pool struct {
+	store   *statefile.Store
 	dir     string
 	subnet  netip.Prefix
 	gateway netip.Addr
@@ -81,19 +70,16 @@ func Open(dir string, subnet netip.Prefix, gateway netip.Addr) (*Pool, error) {
 	}
 	p := &Pool{dir: dir, subnet: subnet, gateway: gateway, first: network + 1, last: broadcast - 1}
 
-	for _, d := range []string{dir, p.leasesDir(), p.ownersDir(), p.tmpDir()} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("ipam: %w", err)
-		}
+	store, err := statefile.OpenStore(dir, "ipam "+subnet.String(), p.leasesDir())
+	if err != nil {
+		return nil, err
 	}
+	p.store = store
 	unlock, err := p.lock(unix.LOCK_EX)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	if err := statefile.ClearTempDir(p.tmpDir()); err != nil {
-		return nil, fmt.Errorf("ipam %s: clean up after a crash: %w", dir, err)
-	}
 	if err := p.checkSubnetFile(); err != nil {
 		return nil, err
 	}
@@ -142,7 +128,7 @@ func (p *Pool) Allocate(owner string) (netip.Addr, error) {
 		}
 		// A hint only: if this write is lost, the next search starts
 		// earlier and skips the leased addresses.
-		if err := statefile.Replace(p.tmpDir(), p.lastReservedFile(), addr.String()+"\n"); err != nil {
+		if err := p.store.Write(p.lastReservedFile(), addr.String()+"\n"); err != nil {
 			return netip.Addr{}, fmt.Errorf("ipam %s: record last reserved address: %w", p.subnet, err)
 		}
 		return addr, nil
@@ -223,8 +209,8 @@ func (p *Pool) Release(owner string) error {
 		}
 	}
 	// Only now, with the lease gone, may the index entry go (see package doc).
-	if err := statefile.Remove(p.indexFile(owner)); err != nil {
-		return fmt.Errorf("ipam: release %s: %w", owner, err)
+	if err := p.store.RemoveIndex(owner); err != nil {
+		return err
 	}
 	return nil
 }
@@ -261,13 +247,13 @@ func (p *Pool) Leases() (map[netip.Addr]string, error) {
 // lease records addr as owner's: index entry first, then the lease file
 // (see the package doc for why that order).
 func (p *Pool) lease(owner string, addr netip.Addr) error {
-	if err := statefile.Replace(p.tmpDir(), p.indexFile(owner), addr.String()+"\n"); err != nil {
-		return fmt.Errorf("ipam: lease %s to %s: write owner index: %w", addr, owner, err)
+	if err := p.store.WriteIndex(owner, addr.String()+"\n"); err != nil {
+		return err
 	}
 	// A crash here leaves an index entry without its lease: the stale
 	// entry the package doc describes.
 	crashpoint.Hit("net.setup.lease-index")
-	if err := statefile.CreateExclusive(p.tmpDir(), p.leaseFile(addr), owner); err != nil {
+	if err := p.store.Claim(p.leaseFile(addr), owner); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Only a writer ignoring the lock could have got here first.
 			return fmt.Errorf("ipam: lease %s to %s: address taken meanwhile", addr, owner)
@@ -294,8 +280,8 @@ func (p *Pool) ownerLease(owner string) (netip.Addr, bool, error) {
 			return addr, true, nil
 		}
 	}
-	if err := statefile.Remove(p.indexFile(owner)); err != nil {
-		return netip.Addr{}, false, fmt.Errorf("ipam: remove stale owner index of %s: %w", owner, err)
+	if err := p.store.RemoveIndex(owner); err != nil {
+		return netip.Addr{}, false, err
 	}
 	return netip.Addr{}, false, nil
 }
@@ -305,12 +291,9 @@ func (p *Pool) ownerLease(owner string) (netip.Addr, bool, error) {
 // writes cannot produce) is returned as indexed with the zero Addr, so
 // callers treat it as stale.
 func (p *Pool) readIndex(owner string) (addr netip.Addr, indexed bool, err error) {
-	b, err := os.ReadFile(p.indexFile(owner))
-	if errors.Is(err, fs.ErrNotExist) {
-		return netip.Addr{}, false, nil
-	}
-	if err != nil {
-		return netip.Addr{}, false, fmt.Errorf("ipam: read owner index of %s: %w", owner, err)
+	b, indexed, err := p.store.ReadIndex(owner)
+	if err != nil || !indexed {
+		return netip.Addr{}, false, err
 	}
 	addr, err = netip.ParseAddr(strings.TrimSpace(string(b)))
 	if err != nil || !p.subnet.Contains(addr) {
@@ -321,14 +304,7 @@ func (p *Pool) readIndex(owner string) (addr netip.Addr, indexed bool, err error
 
 // readLease returns the owner named by addr's lease file.
 func (p *Pool) readLease(addr netip.Addr) (owner string, ok bool, err error) {
-	b, err := os.ReadFile(p.leaseFile(addr))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("ipam: read lease of %s: %w", addr, err)
-	}
-	return string(b), true, nil
+	return p.store.Claimant(p.leaseFile(addr))
 }
 
 // searchStart is the address after the one handed out last, or the first
@@ -370,7 +346,7 @@ func (p *Pool) checkSubnetFile() error {
 	path := filepath.Join(p.dir, "subnet")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		if err := statefile.Replace(p.tmpDir(), path, p.subnet.String()+"\n"); err != nil {
+		if err := p.store.Write(path, p.subnet.String()+"\n"); err != nil {
 			return fmt.Errorf("ipam %s: record subnet: %w", p.dir, err)
 		}
 		return nil
@@ -384,20 +360,11 @@ func (p *Pool) checkSubnetFile() error {
 	return nil
 }
 
-func (p *Pool) lock(how int) (func(), error) {
-	unlock, err := statefile.Lock(filepath.Join(p.dir, "lock"), how)
-	if err != nil {
-		return nil, fmt.Errorf("ipam %s: %w", p.dir, err)
-	}
-	return unlock, nil
-}
+func (p *Pool) lock(how int) (func(), error) { return p.store.Lock(how) }
 
 func (p *Pool) leasesDir() string                { return filepath.Join(p.dir, "leases") }
-func (p *Pool) ownersDir() string                { return filepath.Join(p.dir, "owners") }
-func (p *Pool) tmpDir() string                   { return filepath.Join(p.dir, "tmp") }
 func (p *Pool) lastReservedFile() string         { return filepath.Join(p.dir, "last_reserved") }
 func (p *Pool) leaseFile(addr netip.Addr) string { return filepath.Join(p.leasesDir(), addr.String()) }
-func (p *Pool) indexFile(owner string) string    { return filepath.Join(p.ownersDir(), owner) }
 
 func addrToU32(a netip.Addr) uint32 {
 	b := a.As4()

@@ -465,3 +465,8 @@ func TestConcurrentAllocate(t *testing.T) {
 		}
 	}
 }
+
+// The Store's own files, as the tests look at them on disk.
+func (p *Pool) ownersDir() string             { return p.store.Path("owners") }
+func (p *Pool) tmpDir() string                { return p.store.Path("tmp") }
+func (p *Pool) indexFile(owner string) string { return p.store.Path("owners", owner) }

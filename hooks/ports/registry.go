@@ -3,20 +3,17 @@
 // is listening on. berth has no daemon: reservations live in files, and
 // every berth-net run that reads or changes them holds a flock.
 //
-// On-disk layout of the registry directory:
+// The registry directory is a statefile.Store, whose doc gives the layout
+// and the crash-safety rules; the registry keeps in it:
 //
-//	lock                       flock(2) target; never holds data
-//	<proto>/<port>/<hostIP>    one file per reserved host port and address, the
-//	                           wildcard written as 0.0.0.0; content: the owner id
-//	owners/<owner>             index: JSON array of the owner's mappings
-//	tmp/                       temporary files, renamed or linked into place when complete
+//	<proto>/<port>/<hostIP>    the claims: one file per reserved host port and
+//	                           address, the wildcard written as 0.0.0.0; content: the owner id
+//	owners/<owner>             the owner's index: JSON array of its mappings
 //
-// Crash safety follows hooks/ipam: a file name appears only with its full
-// content (link or rename of a complete temporary file; Open clears tmp/),
-// and the owner index is written before the port files and removed after
-// them. So Release always finds every port file an owner may have; an
-// index may name mappings whose files a crash kept from being written, and
-// those are simply not held (Held leaves them out, Release skips them).
+// By the Store's rules Release always finds every port file an owner may
+// have; an index may name mappings whose files a crash kept from being
+// written, and those are simply not held (Held leaves them out, Release
+// skips them).
 package ports
 
 import (
@@ -45,26 +42,17 @@ const wildcardName = "0.0.0.0"
 
 // Registry records which container holds which published host ports.
 type Registry struct {
-	dir string
+	store *statefile.Store
+	dir   string
 }
 
 // Open opens the registry kept in dir, creating it (mode 0700) if missing.
 func Open(dir string) (*Registry, error) {
-	r := &Registry{dir: dir}
-	for _, d := range []string{dir, r.ownersDir(), r.tmpDir()} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("ports: %w", err)
-		}
-	}
-	unlock, err := r.lock(unix.LOCK_EX)
+	store, err := statefile.OpenStore(dir, "ports")
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	if err := statefile.ClearTempDir(r.tmpDir()); err != nil {
-		return nil, fmt.Errorf("ports %s: clean up after a crash: %w", dir, err)
-	}
-	return r, nil
+	return &Registry{store: store, dir: dir}, nil
 }
 
 // Reserve records that owner holds every mapping in ms, all or nothing,
@@ -143,7 +131,7 @@ func (r *Registry) Reserve(owner string, ms []portspec.Mapping) error {
 			os.Remove(r.portDir(d))
 		}
 		if !indexed {
-			statefile.Remove(r.indexFile(owner))
+			r.store.RemoveIndex(owner)
 		}
 		return err
 	}
@@ -184,8 +172,8 @@ func (r *Registry) Release(owner string) error {
 		os.Remove(r.portDir(m))
 	}
 	// Only now, with the port files gone, may the index go (see package doc).
-	if err := statefile.Remove(r.indexFile(owner)); err != nil {
-		return fmt.Errorf("ports: release %s: %w", owner, err)
+	if err := r.store.RemoveIndex(owner); err != nil {
+		return err
 	}
 	return nil
 }
@@ -201,13 +189,12 @@ func (r *Registry) Held() (map[string][]portspec.Mapping, error) {
 	}
 	defer unlock()
 
-	entries, err := os.ReadDir(r.ownersDir())
+	owners, err := r.store.Owners()
 	if err != nil {
-		return nil, fmt.Errorf("ports: %w", err)
+		return nil, err
 	}
-	held := make(map[string][]portspec.Mapping, len(entries))
-	for _, e := range entries {
-		owner := e.Name()
+	held := make(map[string][]portspec.Mapping, len(owners))
+	for _, owner := range owners {
 		ms, indexed, err := r.readIndex(owner)
 		if err != nil {
 			return nil, err
@@ -295,7 +282,7 @@ func (r *Registry) createPortFile(owner string, m portspec.Mapping) error {
 	if err := os.MkdirAll(r.portDir(m), 0o700); err != nil {
 		return fmt.Errorf("ports: reserve host port %s for %s: %w", describe(m), owner, err)
 	}
-	if err := statefile.CreateExclusive(r.tmpDir(), r.portFile(m), owner); err != nil {
+	if err := r.store.Claim(r.portFile(m), owner); err != nil {
 		if errors.Is(err, fs.ErrExist) {
 			// Only a writer ignoring the lock could have got here first.
 			return fmt.Errorf("ports: host port %s was reserved meanwhile", describe(m))
@@ -306,14 +293,7 @@ func (r *Registry) createPortFile(owner string, m portspec.Mapping) error {
 }
 
 func (r *Registry) readPortFile(m portspec.Mapping) (owner string, ok bool, err error) {
-	b, err := os.ReadFile(r.portFile(m))
-	if errors.Is(err, fs.ErrNotExist) {
-		return "", false, nil
-	}
-	if err != nil {
-		return "", false, fmt.Errorf("ports: read reservation of host port %s: %w", describe(m), err)
-	}
-	return string(b), true, nil
+	return r.store.Claimant(r.portFile(m))
 }
 
 func (r *Registry) writeIndex(owner string, ms []portspec.Mapping) error {
@@ -321,24 +301,18 @@ func (r *Registry) writeIndex(owner string, ms []portspec.Mapping) error {
 	if err != nil {
 		return fmt.Errorf("ports: index of %s: %w", owner, err)
 	}
-	if err := statefile.Replace(r.tmpDir(), r.indexFile(owner), string(b)+"\n"); err != nil {
-		return fmt.Errorf("ports: write index of %s: %w", owner, err)
-	}
-	return nil
+	return r.store.WriteIndex(owner, string(b)+"\n")
 }
 
 // readIndex reads owner's index. Unlike hooks/ipam, a damaged index is an
 // error rather than stale: it is the only record of which port files the
 // owner may have, and dropping it would leave those ports blocked for good.
 func (r *Registry) readIndex(owner string) (ms []portspec.Mapping, indexed bool, err error) {
-	path := r.indexFile(owner)
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, false, nil
+	b, indexed, err := r.store.ReadIndex(owner)
+	if err != nil || !indexed {
+		return nil, false, err
 	}
-	if err != nil {
-		return nil, false, fmt.Errorf("ports: read index of %s: %w", owner, err)
-	}
+	path := r.store.Path("owners", owner)
 	if err := json.Unmarshal(b, &ms); err != nil {
 		return nil, false, fmt.Errorf("ports: index %s is damaged (remove it and the port files naming %s by hand): %w", path, owner, err)
 	}
@@ -348,17 +322,8 @@ func (r *Registry) readIndex(owner string) (ms []portspec.Mapping, indexed bool,
 	return ms, true, nil
 }
 
-func (r *Registry) lock(how int) (func(), error) {
-	unlock, err := statefile.Lock(filepath.Join(r.dir, "lock"), how)
-	if err != nil {
-		return nil, fmt.Errorf("ports %s: %w", r.dir, err)
-	}
-	return unlock, nil
-}
+func (r *Registry) lock(how int) (func(), error) { return r.store.Lock(how) }
 
-func (r *Registry) ownersDir() string             { return filepath.Join(r.dir, "owners") }
-func (r *Registry) tmpDir() string                { return filepath.Join(r.dir, "tmp") }
-func (r *Registry) indexFile(owner string) string { return filepath.Join(r.ownersDir(), owner) }
 func (r *Registry) portFile(m portspec.Mapping) string {
 	return filepath.Join(r.portDir(m), addrName(m.HostIP))
 }

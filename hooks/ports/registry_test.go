@@ -439,3 +439,8 @@ func TestCrashDebris(t *testing.T) {
 		t.Fatalf("Release with a damaged index = %v", err)
 	}
 }
+
+// The Store's own files, as the tests look at them on disk.
+func (r *Registry) ownersDir() string             { return r.store.Path("owners") }
+func (r *Registry) tmpDir() string                { return r.store.Path("tmp") }
+func (r *Registry) indexFile(owner string) string { return r.store.Path("owners", owner) }
