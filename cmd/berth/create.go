@@ -24,6 +24,7 @@ func createFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "bundle", Aliases: []string{"b"}, Usage: "path to the bundle directory (default: current directory)"},
 		&cli.StringFlag{Name: "console-socket", Usage: "AF_UNIX socket that receives the master end of the container's pseudo-terminal"},
+		&cli.StringFlag{Name: "pidfd-socket", Usage: "AF_UNIX socket that receives a pidfd of the container's init"},
 		&cli.StringFlag{Name: "pid-file", Usage: "write the container's init pid to this file"},
 		&cli.BoolFlag{Name: "no-pivot", Usage: "do not use pivot_root to jail the process in its rootfs (for rootfs on ramdisks)"},
 		&cli.BoolFlag{Name: "no-new-keyring", Usage: "do not create a new session keyring for the container"},
@@ -42,7 +43,7 @@ var createCommand = &cli.Command{
 		}
 		code, err := createAndStart(c, actCreate)
 		if err != nil {
-			return fmt.Errorf("create failed: %w", err)
+			return fmt.Errorf("%s create failed: %w", progName, err)
 		}
 		os.Exit(code)
 		return nil
@@ -66,6 +67,10 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	pidfdSocket, err := absFlag(c, "pidfd-socket")
+	if err != nil {
+		return -1, err
+	}
 	if c.Int("preserve-fds") < 0 {
 		return -1, fmt.Errorf("--preserve-fds: must not be negative")
 	}
@@ -74,6 +79,9 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	}
 	b, err := bundle.Load(c.String("bundle"))
 	if err != nil {
+		return -1, err
+	}
+	if err := dropUnavailableCapabilities(b.Spec.Process); err != nil {
 		return -1, err
 	}
 	// libcontainer labels the container with the working directory as its
@@ -126,6 +134,7 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 		keep:          c.Bool("keep"),
 		subreaper:     !c.Bool("no-subreaper"),
 		consoleSocket: consoleSocket,
+		pidfdSocket:   pidfdSocket,
 		pidFile:       pidFile,
 		preserveFDs:   c.Int("preserve-fds"),
 		notify:        notify,

@@ -22,6 +22,7 @@ var execCommand = &cli.Command{
 	ArgsUsage: "<container-id> <command> [args...] || -p process.json <container-id>",
 	Flags: []cli.Flag{
 		&cli.StringFlag{Name: "console-socket", Usage: "AF_UNIX socket that receives the master end of the process's pseudo-terminal"},
+		&cli.StringFlag{Name: "pidfd-socket", Usage: "AF_UNIX socket that receives a pidfd of the process"},
 		&cli.StringFlag{Name: "cwd", Usage: "working directory in the container"},
 		&cli.StringSliceFlag{Name: "env", Aliases: []string{"e"}, Usage: "set an environment variable (K=V)"},
 		&cli.BoolFlag{Name: "tty", Aliases: []string{"t"}, Usage: "allocate a pseudo-terminal"},
@@ -61,6 +62,10 @@ func execProcess(c *cli.Context) (int, error) {
 	if err != nil {
 		return -1, err
 	}
+	pidfdSocket, err := absFlag(c, "pidfd-socket")
+	if err != nil {
+		return -1, err
+	}
 	ct, err := loadContainer(c)
 	if err != nil {
 		return -1, err
@@ -73,10 +78,14 @@ func execProcess(c *cli.Context) (int, error) {
 	case status == libcontainer.Stopped:
 		return -1, fmt.Errorf("container %s is stopped", ct.ID())
 	case status == libcontainer.Paused && !c.Bool("ignore-paused"):
-		return -1, fmt.Errorf("container %s is paused (use --ignore-paused to exec anyway)", ct.ID())
+		// runc's wording, which scripts match.
+		return -1, errors.New("cannot exec in a paused container (use --ignore-paused to override)")
 	}
 	spec, err := execSpec(c, ct)
 	if err != nil {
+		return -1, err
+	}
+	if err := dropUnavailableCapabilities(spec); err != nil {
 		return -1, err
 	}
 	// Its RLIMIT_AS, if any, is held back from libcontainer and set once
@@ -94,6 +103,7 @@ func execProcess(c *cli.Context) (int, error) {
 		action:         actExec,
 		detach:         c.Bool("detach"),
 		consoleSocket:  consoleSocket,
+		pidfdSocket:    pidfdSocket,
 		pidFile:        pidFile,
 		preserveFDs:    c.Int("preserve-fds"),
 		subCgroupPaths: cgPaths,

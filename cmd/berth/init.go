@@ -29,7 +29,7 @@ func init() {
 		libcontainer.Init()
 	case lifecycle.PrestartShimArg:
 		err := lifecycle.RunPrestartShim(os.Args[2:])
-		fmt.Fprintln(os.Stderr, "berth:", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", progName, err)
 		os.Exit(127)
 	}
 }

@@ -50,10 +50,12 @@ var killCommand = &cli.Command{
 }
 
 // parseSignal accepts a number (9), a name (KILL, SIGKILL) in any case.
+// 0 is kill(2)'s null signal, as in runc: it only checks that the
+// container's init is there ("container not running" if not).
 func parseSignal(s string) (unix.Signal, error) {
 	if n, err := strconv.Atoi(s); err == nil {
-		if n <= 0 || n > 64 {
-			return 0, fmt.Errorf("signal %q: out of range 1-64", s)
+		if n < 0 || n > 64 {
+			return 0, fmt.Errorf("signal %q: out of range 0-64", s)
 		}
 		return unix.Signal(n), nil
 	}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"text/tabwriter"
 	"time"
@@ -28,8 +30,13 @@ var listCommand = &cli.Command{
 			return fmt.Errorf("--format: %q is not one of 'table', 'json'", format)
 		}
 		all, err := state.List(c.String("root"), func(id string, err error) {
-			fmt.Fprintf(os.Stderr, "berth: list: container %s: %v\n", id, err)
+			fmt.Fprintf(os.Stderr, "%s: list: container %s: %v\n", progName, id, err)
 		})
+		// As runc: a default root that does not exist yet only means no
+		// container was made; a --root the user named must exist.
+		if errors.Is(err, fs.ErrNotExist) && !c.IsSet("root") {
+			all, err = nil, nil
+		}
 		if err != nil {
 			return err
 		}

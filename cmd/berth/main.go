@@ -28,6 +28,11 @@ var (
 
 const defaultRoot = "/run/berth"
 
+// progName is the name berth was invoked by. Errors that scripts match
+// ("runc run failed: ...") carry it, so berth installed under the name runc,
+// as a drop-in, reads exactly like runc.
+var progName = filepath.Base(os.Args[0])
+
 func main() {
 	app := newApp()
 	if err := app.Run(cliargs.Reorder(app, os.Args, "exec", "ps")); err != nil {
@@ -113,6 +118,11 @@ func checkRoot(c *cli.Context) error {
 	if root == "/" {
 		return errors.New("--root: must not be /")
 	}
+	if root == c.String("root") {
+		// Set would mark the flag as given, and `list` tells a --root the
+		// user gave from the default one.
+		return nil
+	}
 	return c.Set("root", root)
 }
 
@@ -126,7 +136,7 @@ func fatal(err error) {
 func fatalWithCode(err error, code int) {
 	logrus.Error(err)
 	if out, ok := logrus.StandardLogger().Out.(*os.File); !ok || out.Fd() != os.Stderr.Fd() {
-		fmt.Fprintln(os.Stderr, "berth:", err)
+		fmt.Fprintf(os.Stderr, "%s: %v\n", progName, err)
 	}
 	os.Exit(code)
 }

@@ -6,7 +6,10 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/libruntime/compat"
 )
 
 var rlimitsByName = map[string]int{
@@ -16,6 +19,16 @@ var rlimitsByName = map[string]int{
 	"RLIMIT_AS": unix.RLIMIT_AS, "RLIMIT_LOCKS": unix.RLIMIT_LOCKS, "RLIMIT_SIGPENDING": unix.RLIMIT_SIGPENDING,
 	"RLIMIT_MSGQUEUE": unix.RLIMIT_MSGQUEUE, "RLIMIT_NICE": unix.RLIMIT_NICE, "RLIMIT_RTPRIO": unix.RLIMIT_RTPRIO,
 	"RLIMIT_RTTIME": unix.RLIMIT_RTTIME,
+}
+
+// dropUnavailableCapabilities leaves out, with a warning, the capabilities
+// of p that the running kernel does not have (compat.DropUnavailableCapabilities).
+func dropUnavailableCapabilities(p *specs.Process) error {
+	warnings, err := compat.DropUnavailableCapabilities(p.Capabilities)
+	for _, w := range warnings {
+		logrus.Warn(w)
+	}
+	return err
 }
 
 // newProcess turns the spec's process into libcontainer's.

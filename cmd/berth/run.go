@@ -22,7 +22,7 @@ var runCommand = &cli.Command{
 		}
 		code, err := createAndStart(c, actRun)
 		if err != nil {
-			return fmt.Errorf("run failed: %w", err)
+			return fmt.Errorf("%s run failed: %w", progName, err)
 		}
 		os.Exit(code)
 		return nil

@@ -38,6 +38,7 @@ type runner struct {
 	keep           bool
 	subreaper      bool
 	consoleSocket  string
+	pidfdSocket    string
 	pidFile        string
 	preserveFDs    int
 	notify         *stdio.NotifySocket
@@ -91,7 +92,7 @@ func (r *runner) run(up *userProcess) (code int, retErr error) {
 	}
 	opts := stdio.Options{
 		Terminal: up.spec.Terminal, Detach: detach, ConsoleSocket: r.consoleSocket,
-		RootUID: rootUID, RootGID: rootGID,
+		PidfdSocket: r.pidfdSocket, RootUID: rootUID, RootGID: rootGID,
 	}
 	if err := opts.CheckTerminal(); err != nil {
 		return -1, err

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strconv"
 
 	"github.com/docker/go-units"
@@ -196,6 +197,13 @@ func applyResources(res *cgroups.Resources, r *specs.LinuxResources) {
 	if r.CPU.Burst != nil {
 		res.CpuBurst = r.CPU.Burst
 	}
+	// The kernel refuses any cpu.shares (v1) or cpu.weight (v2) write to an
+	// idle group, so an idle change that comes without shares must not
+	// write back the configured ones: as runc, shares become 0, which
+	// libcontainer leaves unwritten, now and in later updates.
+	if r.CPU.Idle != nil && r.CPU.Shares == nil {
+		r.CPU.Shares = new(uint64)
+	}
 	if r.CPU.Shares != nil {
 		res.CpuShares = *r.CPU.Shares
 		res.CpuWeight = cgroups.ConvertCPUSharesToCgroupV2Value(*r.CPU.Shares)
@@ -219,10 +227,7 @@ func applyResources(res *cgroups.Resources, r *specs.LinuxResources) {
 	setIf(&res.BlkioWeight, r.BlockIO.Weight)
 	setIf(&res.BlkioLeafWeight, r.BlockIO.LeafWeight)
 	for _, d := range r.BlockIO.WeightDevice {
-		var w, lw uint16
-		setIf(&w, d.Weight)
-		setIf(&lw, d.LeafWeight)
-		res.BlkioWeightDevice = append(res.BlkioWeightDevice, cgroups.NewWeightDevice(d.Major, d.Minor, w, lw))
+		res.BlkioWeightDevice = upsertWeight(res.BlkioWeightDevice, d)
 	}
 	for _, t := range []struct {
 		in  []specs.LinuxThrottleDevice
@@ -248,12 +253,32 @@ func setIf[T any](dst *T, v *T) {
 	}
 }
 
+// upsertThrottle changes the rate of device d in list, or adds it. A list
+// may name a device twice (config.json does not forbid it); the entries are
+// written to the cgroup in order, so the last one is the one in force, and
+// the one to change.
 func upsertThrottle(list []*cgroups.ThrottleDevice, d specs.LinuxThrottleDevice) []*cgroups.ThrottleDevice {
-	for _, e := range list {
+	for _, e := range slices.Backward(list) {
 		if e.Major == d.Major && e.Minor == d.Minor {
 			e.Rate = d.Rate
 			return list
 		}
 	}
 	return append(list, cgroups.NewThrottleDevice(d.Major, d.Minor, d.Rate))
+}
+
+// upsertWeight is upsertThrottle for per-device weights: a weight the
+// request leaves out keeps its value.
+func upsertWeight(list []*cgroups.WeightDevice, d specs.LinuxWeightDevice) []*cgroups.WeightDevice {
+	for _, e := range slices.Backward(list) {
+		if e.Major == d.Major && e.Minor == d.Minor {
+			setIf(&e.Weight, d.Weight)
+			setIf(&e.LeafWeight, d.LeafWeight)
+			return list
+		}
+	}
+	var w, lw uint16
+	setIf(&w, d.Weight)
+	setIf(&lw, d.LeafWeight)
+	return append(list, cgroups.NewWeightDevice(d.Major, d.Minor, w, lw))
 }

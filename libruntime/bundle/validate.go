@@ -130,8 +130,8 @@ func ValidateProcess(p *specs.Process, field string) error {
 // value that cannot be mapped to a kernel interface MUST be an error, and
 // libcontainer would only log a warning and drop it. A name the kernel
 // does know but this host's kernel lacks (one newer than the running
-// kernel) is still left to libcontainer, which ignores it with a warning,
-// so a configuration keeps working on older kernels.
+// kernel) is valid: compat.DropUnavailableCapabilities drops it with a
+// warning, so a configuration keeps working on older kernels.
 func validateCapabilities(c *specs.LinuxCapabilities, field string) error {
 	if c == nil {
 		return nil

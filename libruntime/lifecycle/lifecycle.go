@@ -110,7 +110,9 @@ func runEach(name configs.HookName, hooks []configs.CommandHook, s *specs.State)
 	var errs []error
 	for i, h := range hooks {
 		if err := h.Run(s); err != nil {
-			errs = append(errs, fmt.Errorf("%s hook #%d (%s): %w", name, i, h.Path, err))
+			// libcontainer's (and so runc's) wording for the hooks it
+			// runs itself, which scripts match; then the hook's path.
+			errs = append(errs, fmt.Errorf("error running %s hook #%d: %s: %w", name, i, h.Path, err))
 		}
 	}
 	return errs

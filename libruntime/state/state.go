@@ -63,13 +63,12 @@ func Describe(c *libcontainer.Container) (*Container, error) {
 // List describes every container under root, with its owner as `list`
 // shows it. Containers that vanish or cannot be read while listing are
 // reported through warn and skipped, as runc does, so that one broken state
-// directory does not hide all the others.
+// directory does not hide all the others. A root that does not exist is an
+// error (wrapping fs.ErrNotExist): whether that means "no containers yet"
+// is the caller's to say.
 func List(root string, warn func(id string, err error)) ([]Container, error) {
 	entries, err := os.ReadDir(root)
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, nil
-		}
 		return nil, fmt.Errorf("list %s: %w", root, err)
 	}
 	var out []Container

@@ -21,14 +21,20 @@ import (
 // DialConsoleSocket connects to the caller's --console-socket and returns the
 // connection as a file that can be handed to the container's init.
 func DialConsoleSocket(path string) (*os.File, io.Closer, error) {
+	return dialSocket("--console-socket", path)
+}
+
+// dialSocket connects to a unix socket a caller listens on, named by flag,
+// and returns the connection as a file that can be handed to a process.
+func dialSocket(flag, path string) (*os.File, io.Closer, error) {
 	conn, err := net.Dial("unix", path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("--console-socket %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	f, err := conn.(*net.UnixConn).File()
 	if err != nil {
 		conn.Close()
-		return nil, nil, fmt.Errorf("--console-socket %s: %w", path, err)
+		return nil, nil, fmt.Errorf("%s %s: %w", flag, path, err)
 	}
 	return f, conn, nil
 }

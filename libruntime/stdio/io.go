@@ -16,6 +16,10 @@ type Options struct {
 	Terminal      bool   // process.terminal: give it a pseudo-terminal
 	Detach        bool   // berth exits once the process runs (create, run -d, exec -d)
 	ConsoleSocket string // where to send the terminal master when detached
+	// PidfdSocket, if set, is a unix socket the process sends a pidfd of
+	// itself to (SCM_RIGHTS), as runc's --pidfd-socket: a caller such as
+	// containerd then signals and waits on it without pid reuse races.
+	PidfdSocket string
 	// RootUID and RootGID own the pipes a foreground process writes to, so
 	// that a container root mapped to another host uid can still use them.
 	RootUID, RootGID int
@@ -53,6 +57,16 @@ func Setup(p *libcontainer.Process, o Options) (_ *ProcessIO, retErr error) {
 			pio.Close()
 		}
 	}()
+	if o.PidfdSocket != "" {
+		// libcontainer's init sends the pidfd itself, from inside the
+		// container, before it runs the program.
+		f, conn, err := dialSocket("--pidfd-socket", o.PidfdSocket)
+		if err != nil {
+			return nil, err
+		}
+		pio.postStart = append(pio.postStart, f, conn)
+		p.PidfdSocket = f
+	}
 	switch {
 	case o.Terminal && o.Detach:
 		f, conn, err := DialConsoleSocket(o.ConsoleSocket)
