@@ -682,7 +682,8 @@ s_berth_wording() {
 	fails() { [ $check = 0 ] || [ "$RC" != 0 ] || { say "  expected a failure"; return 1; }; }
 	x "${CTR[@]}" run --rm "${RUN_OPTS[@]}" "$IMAGE" bad1 /no/such/binary
 	fails
-	words 'OCI runtime create failed: create failed: unable to start container process'
+	# runc's prefix, "<program> create failed:", with the name berth was run by.
+	words "OCI runtime create failed: $(basename "$BERTH") create failed: unable to start container process"
 	words 'exec: "/no/such/binary": stat /no/such/binary: no such file or directory'
 	# Invalid spec options, rejected by berth's bundle validation, which
 	# names the field.
