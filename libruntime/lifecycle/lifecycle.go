@@ -48,8 +48,8 @@ type Deferred struct {
 	Poststart []configs.CommandHook `json:"poststart,omitempty"`
 	Poststop  []configs.CommandHook `json:"poststop,omitempty"`
 	// AddressSpace is the init's RLIMIT_AS, held back from libcontainer
-	// (compat.DeferAddressSpaceLimit), which `start` (or `run`) sets once
-	// the init has exec'd the program.
+	// (aslimit.Defer), which `start` sets on the init as it waits on the
+	// exec fifo.
 	AddressSpace *configs.Rlimit `json:"addressSpace,omitempty"`
 }
 
