@@ -99,8 +99,8 @@ func (r *runner) run(up *userProcess) (code int, retErr error) {
 	p := up.Process
 	p.Init = r.ownsContainer()
 	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
-	if r.action == actExec && up.addressSpace != nil {
-		// Asks the init to pause before its execve (aslimit.PauseBeforeExec);
+	if up.addressSpace != nil {
+		// Asks the init to get ready for its limit (aslimit.PauseBeforeExec);
 		// its extra log lines are filtered by berth's own level.
 		p.LogLevel = strconv.Itoa(int(aslimit.PauseLevel))
 	}

@@ -14,10 +14,15 @@ import (
 )
 
 // PauseLevel is the log level (libcontainer.Process.LogLevel) with which
-// berth asks an exec'd process's init to pause before its execve. The
-// init's log level is the only setting berth can pass to it besides the
+// berth asks an init to prepare for its RLIMIT_AS (see PauseBeforeExec).
+// The init's log level is the only setting berth can pass to it besides the
 // process itself: libcontainer builds the init's environment alone.
 const PauseLevel = logrus.TraceLevel
+
+// standardAboutToWait is what libcontainer v1.5.2's container init logs (at
+// debug level) after its last step that allocates and before it waits on
+// the exec fifo, where `start` sets its RLIMIT_AS.
+const standardAboutToWait = "init: about to wait on exec fifo"
 
 // setnsAboutToExec is what libcontainer v1.5.2's setns init logs (at debug
 // level) after its last step that allocates (seccomp filter, credentials,
@@ -31,15 +36,14 @@ const setnsAboutToExec = "setns_init: about to exec"
 const initComm = "runc:[2:INIT]"
 
 // PauseBeforeExec is called in berth's own init, before libcontainer takes
-// over. An exec'd process's init whose log level is PauseLevel then stops
-// itself (SIGSTOP) when libcontainer logs setnsAboutToExec, until the
-// parent, `berth exec`, has set its RLIMIT_AS (PauseWatch) and sent
-// SIGCONT. A container's init needs no such pause: it waits on the exec
-// fifo.
+// over. An init whose log level is PauseLevel then gets ready for its
+// RLIMIT_AS at libcontainer's last step before the limit is set:
+//   - an exec'd process's init stops itself (SIGSTOP) when libcontainer logs
+//     setnsAboutToExec, until the parent, `berth exec`, has set its
+//     RLIMIT_AS (PauseWatch) and sent SIGCONT. A container's init needs no
+//     such pause: it waits on the exec fifo (standardAboutToWait).
+//   - both warm up first (warmUp).
 func PauseBeforeExec() {
-	if os.Getenv("_LIBCONTAINER_INITTYPE") != "setns" {
-		return
-	}
 	logrus.AddHook(pauseHook{})
 }
 
@@ -48,11 +52,32 @@ type pauseHook struct{}
 func (pauseHook) Levels() []logrus.Level { return []logrus.Level{logrus.DebugLevel} }
 
 func (pauseHook) Fire(e *logrus.Entry) error {
-	if e.Message == setnsAboutToExec && e.Logger.IsLevelEnabled(PauseLevel) {
+	if !e.Logger.IsLevelEnabled(PauseLevel) {
+		return nil
+	}
+	switch e.Message {
+	case standardAboutToWait:
+		warmUp()
+	case setnsAboutToExec:
+		warmUp()
 		// Stops the whole process; SIGCONT resumes it here.
 		return unix.Kill(unix.Getpid(), unix.SIGSTOP)
 	}
 	return nil
+}
+
+// warmUp runs, before the limit, the one step after it that needs fresh
+// memory from the Go runtime: listing /proc/self/fd to close descriptors
+// (utils.UnsafeCloseFrom), whose 8 KiB directory buffer then comes back
+// from the runtime's pool instead of a new span. Under a RLIMIT_AS below
+// the init's size, a new span or its bookkeeping needs a new mapping, which
+// fails and kills the init ("fatal error: runtime: out of memory"), as it
+// did in about 1 of 50 runs before.
+func warmUp() {
+	if d, err := os.Open("/proc/self/fd"); err == nil {
+		_, _ = d.Readdirnames(-1)
+		_ = d.Close()
+	}
 }
 
 // PauseWatch finds the init of an exec'd process among berth's children
