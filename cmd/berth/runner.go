@@ -190,7 +190,10 @@ func (r *runner) startProcess(up *userProcess) error {
 			err = aslimit.Apply(pid, up.addressSpace)
 		}
 		if err != nil {
-			return fmt.Errorf("run %s: %w", r.container.ID(), err) // run's caller destroys the container
+			// Its stdio is not released before it is gone; the caller
+			// then destroys the container.
+			r.terminate(up.Process)
+			return fmt.Errorf("run %s: %w", r.container.ID(), err)
 		}
 		return r.container.Exec()
 	}
