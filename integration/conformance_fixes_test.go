@@ -105,9 +105,7 @@ func TestAddressSpaceLimitBelowInitSize(t *testing.T) {
 	t.Parallel()
 	const gib = 1 << 30
 	e := newEnv(t)
-	// berth sets the limit right after the execve (see
-	// compat.DeferAddressSpaceLimit): the program waits for it.
-	bundle := e.bundle(shell(waitForASLimit+"ulimit -v; grep 'Max address space' /proc/self/limits"), func(s *specs.Spec) {
+	bundle := e.bundle(shell("ulimit -v; grep 'Max address space' /proc/self/limits"), func(s *specs.Spec) {
 		s.Linux.Seccomp = denyStatx(syscall.EPERM)
 		s.Process.Rlimits = append(s.Process.Rlimits, specs.POSIXRlimit{Type: "RLIMIT_AS", Soft: gib, Hard: gib})
 	})
@@ -122,9 +120,8 @@ func TestAddressSpaceLimitBelowInitSize(t *testing.T) {
 	}
 	check("run with RLIMIT_AS of 1 GiB", e.berth("run", "-b", bundle, e.newID()))
 
-	// create then start: `start` sets the limit once the init has exec'd
-	// the program; the init waiting for `start` does not have it yet, as
-	// its own later allocations would fail under it.
+	// create then start: `start` sets the limit on the init waiting on the
+	// exec fifo, past its own allocations.
 	id := e.newID()
 	created := e.berth("create", "-b", bundle, id)
 	wantCode(t, created, 0, "create with RLIMIT_AS of 1 GiB")

@@ -75,6 +75,10 @@ func crashRows() []crashPoint {
 var crashPoints = []crashPoint{
 	// berth create: libcontainer made the state directory, no state.json yet.
 	{name: "create.statedir", who: "berth", stage: "create"},
+	// berth create: berth-hooks.json, then berth-recovery.json, complete
+	// under a temporary name in the state directory, not renamed yet.
+	{name: "create.hooks.temp", who: "berth", stage: "create"},
+	{name: "create.recovery.temp", who: "berth", stage: "create"},
 	// berth create: after the cgroup was made and the init started, with the
 	// network fully set up by berth-net, before the state is saved.
 	{name: "create.runtime-hooks", who: "berth", stage: "create", killerHook: true},

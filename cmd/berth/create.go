@@ -115,7 +115,7 @@ func createAndStart(c *cli.Context, act action) (int, error) {
 	}
 	lifecycle.WrapPrestart(cfg)
 	hooks := lifecycle.TakeDeferred(cfg)
-	// `start`, or run's own afterStart, sets it once the init has exec'd.
+	// `start` (or run) sets it on the init as it waits on the exec fifo.
 	hooks.AddressSpace = proc.addressSpace
 
 	ct, err := libcontainer.Create(root, id, cfg)

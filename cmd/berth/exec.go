@@ -88,8 +88,8 @@ func execProcess(c *cli.Context) (int, error) {
 	if err := dropUnavailableCapabilities(spec); err != nil {
 		return -1, err
 	}
-	// Its RLIMIT_AS, if any, is held back from libcontainer and set once
-	// the process has exec'd its program, as for a container's init.
+	// Its RLIMIT_AS, if any, is held back from libcontainer and set on the
+	// init as it pauses before its execve (aslimit.PauseWatch).
 	proc, err := newUserProcess(spec)
 	if err != nil {
 		return -1, err

@@ -10,6 +10,7 @@ import (
 	// container's namespaces, which a multi-threaded Go program cannot do.
 	_ "github.com/opencontainers/runc/libcontainer/nsenter"
 
+	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 )
 
@@ -26,6 +27,7 @@ func init() {
 	}
 	switch os.Args[1] {
 	case "init":
+		aslimit.PauseBeforeExec()
 		libcontainer.Init()
 	case lifecycle.PrestartShimArg:
 		err := lifecycle.RunPrestartShim(os.Args[2:])

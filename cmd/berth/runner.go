@@ -13,7 +13,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-runtime/berth/libruntime/compat"
+	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/process"
@@ -50,8 +50,8 @@ func (r *runner) ownsContainer() bool { return r.action != actExec }
 
 // userProcess is the process a runner starts: the spec's, converted for
 // libcontainer, with its RLIMIT_AS held back from libcontainer (see
-// compat.DeferAddressSpaceLimit) in addressSpace, for berth to set once the
-// process has exec'd its program.
+// package aslimit) in addressSpace, for berth to set on the init at the
+// last moment before it execs the program.
 type userProcess struct {
 	*libcontainer.Process
 	spec         *specs.Process
@@ -65,7 +65,7 @@ func newUserProcess(spec *specs.Process) (*userProcess, error) {
 	if err != nil {
 		return nil, err
 	}
-	as, err := compat.DeferAddressSpaceLimit(p.Rlimits)
+	as, err := aslimit.Defer(p.Rlimits)
 	if err != nil {
 		return nil, err
 	}
@@ -100,6 +100,11 @@ func (r *runner) run(up *userProcess) (code int, retErr error) {
 	p := up.Process
 	p.Init = r.ownsContainer()
 	p.LogLevel = strconv.Itoa(int(logrus.GetLevel()))
+	if up.addressSpace != nil {
+		// Asks the init to get ready for its limit (aslimit.PauseBeforeExec);
+		// its extra log lines are filtered by berth's own level.
+		p.LogLevel = strconv.Itoa(int(aslimit.PauseLevel))
+	}
 	p.SubCgroupPaths = r.subCgroupPaths
 	if err := r.passFiles(p); err != nil {
 		return -1, err
@@ -169,45 +174,47 @@ func (r *runner) run(up *userProcess) (code int, retErr error) {
 }
 
 // startProcess starts up: for create, up to the init waiting for `start`;
-// for run and exec, through to the user's program. An exec'd process gets
-// its held-back RLIMIT_AS here; a container's init gets it in afterStart,
-// after any startContainer hooks, which run in the init before the exec.
+// for run and exec, through to the user's program. A held-back RLIMIT_AS
+// is set on the init at its last stop before the execve: for run (as for
+// `start`) while it waits on the exec fifo, for exec at the pause berth's
+// init makes for it (aslimit.PauseWatch).
 func (r *runner) startProcess(up *userProcess) error {
-	if r.action == actCreate {
+	switch r.action {
+	case actCreate:
 		return r.container.Start(up.Process)
+	case actRun:
+		if err := r.container.Start(up.Process); err != nil {
+			return err
+		}
+		pid, err := up.Pid()
+		if err == nil {
+			err = aslimit.Apply(pid, up.addressSpace)
+		}
+		if err != nil {
+			// Its stdio is not released before it is gone; the caller
+			// then destroys the container.
+			r.terminate(up.Process)
+			return fmt.Errorf("run %s: %w", r.container.ID(), err)
+		}
+		return r.container.Exec()
 	}
-	if err := r.container.Run(up.Process); err != nil {
-		return err
+	if up.LogLevel != strconv.Itoa(int(aslimit.PauseLevel)) {
+		return r.container.Run(up.Process)
 	}
-	if r.action != actExec {
-		return nil
+	watch := aslimit.WatchPause(up.addressSpace)
+	runErr := r.container.Run(up.Process)
+	pid := 0
+	if runErr == nil {
+		pid, _ = up.Pid()
 	}
-	pid, err := up.Pid()
-	if err == nil {
-		err = setAddressSpaceLimit(pid, up.addressSpace)
-	}
-	if err != nil {
-		// The program must not go on without its limit.
-		r.terminate(up.Process)
+	if err := watch.Finish(pid); err != nil {
+		if runErr == nil {
+			// The program must not go on without its limit.
+			r.terminate(up.Process)
+		}
 		return fmt.Errorf("exec %s: %w", r.container.ID(), err)
 	}
-	return nil
-}
-
-// setAddressSpaceLimit sets a RLIMIT_AS held back from libcontainer
-// (compat.DeferAddressSpaceLimit) once the process pid has exec'd its
-// program: any earlier, it would bind libcontainer's init too, whose own
-// allocations fail under a low limit. A process gone before it exec'd
-// needs no limit; one still in the init when the wait ends gets an error,
-// as it can neither take the limit nor be left without it.
-func setAddressSpaceLimit(pid int, rl *configs.Rlimit) error {
-	if rl == nil {
-		return nil
-	}
-	if err := lifecycle.WaitExecuted(pid, execWaitLimit, lifecycle.ExitEndsWait); err != nil {
-		return fmt.Errorf("RLIMIT_AS not set: %w", err)
-	}
-	return compat.ApplyAddressSpaceLimit(pid, rl)
+	return runErr
 }
 
 // passFiles hands the process the files it should find at fd 3 and up:
@@ -247,16 +254,14 @@ func listenFDs() int {
 
 // execWaitLimit bounds the wait for an init to exec the user's program
 // when only libcontainer's last steps (seccomp, closing fds, execve), and no
-// startContainer hooks, stand in between: before the poststart hooks run,
-// and before a held-back RLIMIT_AS is set.
+// startContainer hooks, stand in between: before the poststart hooks run.
 const execWaitLimit = 10 * time.Second
 
 // afterStart finishes the start of a container's user process (lifecycle
-// steps 7-9): startContainer hooks have run inside the init, the program's
-// held-back RLIMIT_AS is set once it runs, and then the poststart hooks
-// run. libcontainer's Exec returns when the init has passed the exec fifo,
-// a moment before it execs the program, so without the wait a poststart
-// hook would often run first.
+// steps 7-9): startContainer hooks have run inside the init, and then the
+// poststart hooks run. libcontainer's Exec returns when the init has passed
+// the exec fifo, a moment before it execs the program, so without the wait
+// a poststart hook would often run first.
 func afterStart(c *libcontainer.Container, pid int, hooks lifecycle.Deferred) error {
 	if timeout, ok := lifecycle.StartContainerTimeout(c.Config()); ok {
 		if err := waitStartContainerHooks(pid, timeout); err != nil {
@@ -265,9 +270,6 @@ func afterStart(c *libcontainer.Container, pid int, hooks lifecycle.Deferred) er
 	} else if len(hooks.Poststart) > 0 {
 		// Bounded: the hooks run even if the exec has not been seen.
 		_ = lifecycle.WaitExecuted(pid, execWaitLimit, lifecycle.ExitEndsWait)
-	}
-	if err := setAddressSpaceLimit(pid, hooks.AddressSpace); err != nil {
-		return err
 	}
 	return lifecycle.RunPoststart(c, hooks)
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/state"
 	"github.com/berth-runtime/berth/libruntime/stdio"
@@ -58,10 +59,17 @@ func start(ct *libcontainer.Container, root string) error {
 	if err != nil {
 		return err
 	}
+	// The init waits on the exec fifo, past its own work: the RLIMIT_AS
+	// that create held back binds the program from its first instruction.
+	if err := aslimit.Apply(st.InitProcessPid, hooks.AddressSpace); err != nil {
+		if derr := killAndDestroy(ct, hooks); derr != nil {
+			err = fmt.Errorf("%w; destroy: %v", err, derr)
+		}
+		return fmt.Errorf("start %s: %w", ct.ID(), err)
+	}
 	if err := ct.Exec(); err != nil {
 		return fmt.Errorf("start %s: %w", ct.ID(), err)
 	}
-	// afterStart also sets the RLIMIT_AS that create held back.
 	if err := afterStart(ct, st.InitProcessPid, hooks); err != nil {
 		// The spec's lifecycle goes on at "destroy" (step 12), which runs
 		// the poststop hooks.

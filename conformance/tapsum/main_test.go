@@ -32,8 +32,13 @@ func TestParse(t *testing.T) {
 		// A hook test: no test point, the error only in a YAML block.
 		{"hookfail", "TAP version 13\n  ---\n  {\n    \"error\": \"Hooks MUST be called\"\n  }\n  ...\n1..0\n", "0", "not ok:(run)"},
 		{"hookok", "TAP version 13\n1..0\n", "0", "ok:(run)"},
-		// A *_fail test passes by printing nothing.
-		{"quiet", "", "0", "ok:(run)"},
+		// A *_fail test passes by printing nothing (the runtime refused
+		// its config); any other test printing nothing has failed, even
+		// with exit status 0.
+		{"quiet_fail", "", "0", "ok:(run)"},
+		{"quiet", "", "0", "not ok:(run)"},
+		{"blank", "\n\n", "0", "not ok:(run)"},
+		{"fatal_fail", "", "1", "not ok:(run)"},
 		{"fatal", "TAP version 13\nok 1 - a\n1..1\n", "1", "ok:a|not ok:(run)"},
 		{"short", "TAP version 13\nok 1 - a\n1..2\n", "0", "ok:a|not ok:(run)"},
 		{"noplan", "TAP version 13\nok 1 - a\n", "0", "ok:a|not ok:(run)"},

@@ -211,6 +211,13 @@ func TestParseValidationErrors(t *testing.T) {
 			[]string{`config.json: process.rlimits[2].type: unknown rlimit "RLIMIT_FOO"`, "RLIMIT_NOFILE"},
 		},
 		{
+			"rlimit soft above hard",
+			func(s *specs.Spec) {
+				s.Process.Rlimits = []specs.POSIXRlimit{{Type: "RLIMIT_AS", Soft: 2 << 30, Hard: 1 << 30}}
+			},
+			[]string{`config.json: process.rlimits[0]: RLIMIT_AS soft limit 2147483648 is above its hard limit 1073741824`},
+		},
+		{
 			"lowercase rlimit",
 			func(s *specs.Spec) { s.Process.Rlimits = []specs.POSIXRlimit{{Type: "nofile"}} },
 			[]string{`config.json: process.rlimits[0].type: unknown rlimit "nofile"`},

@@ -121,6 +121,12 @@ func ValidateProcess(p *specs.Process, field string) error {
 			return fmt.Errorf("%s[%d].type: unknown rlimit %q (known: %s)",
 				join(field, "rlimits"), i, rl.Type, strings.Join(rlimitTypes, ", "))
 		}
+		// setrlimit(2) refuses it; berth sets RLIMIT_AS only at `start`,
+		// which must not be where such a config fails.
+		if rl.Soft > rl.Hard {
+			return fmt.Errorf("%s[%d]: %s soft limit %d is above its hard limit %d",
+				join(field, "rlimits"), i, rl.Type, rl.Soft, rl.Hard)
+		}
 	}
 	return validateCapabilities(p.Capabilities, join(field, "capabilities"))
 }

@@ -40,33 +40,3 @@ func TestApplyClearsFifoNumbersOnly(t *testing.T) {
 		t.Errorf("char device: expected 1:3 kept, got %d:%d", char.Major, char.Minor)
 	}
 }
-
-func TestDeferAddressSpaceLimit(t *testing.T) {
-	var own unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_AS, &own); err != nil {
-		t.Fatal(err)
-	}
-	limits := []configs.Rlimit{
-		{Type: unix.RLIMIT_AS, Soft: 1 << 31, Hard: 1 << 31},
-		{Type: unix.RLIMIT_NOFILE, Soft: 3000, Hard: 4000},
-		{Type: unix.RLIMIT_AS, Soft: 1 << 30, Hard: 1 << 30},
-	}
-	late, err := DeferAddressSpaceLimit(limits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if late == nil || late.Soft != 1<<30 || late.Hard != 1<<30 {
-		t.Errorf("expected the last RLIMIT_AS (1 GiB) held back, got %+v", late)
-	}
-	for _, i := range []int{0, 2} {
-		if limits[i].Soft != own.Cur || limits[i].Hard != own.Max {
-			t.Errorf("limits[%d]: expected berth's own RLIMIT_AS %+v as a no-op, got %+v", i, own, limits[i])
-		}
-	}
-	if limits[1].Soft != 3000 {
-		t.Errorf("RLIMIT_NOFILE: expected it untouched, got %+v", limits[1])
-	}
-	if late, _ := DeferAddressSpaceLimit([]configs.Rlimit{{Type: unix.RLIMIT_CORE}}); late != nil {
-		t.Errorf("without RLIMIT_AS: expected nothing held back, got %+v", late)
-	}
-}

@@ -14,6 +14,9 @@
 // kills at each):
 //
 //	create.statedir                 berth: libcontainer made the state dir
+//	create.hooks.temp               berth: berth-hooks.json is written under its
+//	                                temporary name, not renamed yet
+//	create.recovery.temp            berth: berth-recovery.json likewise
 //	net.state.temp                  berth-net: a state file (the record) is written
 //	                                under its temporary name, not renamed yet
 //	net.setup.record                berth-net: the record is written, nothing made

@@ -31,6 +31,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
+	"github.com/berth-runtime/berth/internal/atomicfile"
 	"github.com/berth-runtime/berth/libruntime/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/process"
 )
@@ -48,8 +49,8 @@ type Deferred struct {
 	Poststart []configs.CommandHook `json:"poststart,omitempty"`
 	Poststop  []configs.CommandHook `json:"poststop,omitempty"`
 	// AddressSpace is the init's RLIMIT_AS, held back from libcontainer
-	// (compat.DeferAddressSpaceLimit), which `start` (or `run`) sets once
-	// the init has exec'd the program.
+	// (aslimit.Defer), which `start` sets on the init as it waits on the
+	// exec fifo.
 	AddressSpace *configs.Rlimit `json:"addressSpace,omitempty"`
 }
 
@@ -78,7 +79,9 @@ func (d Deferred) Save(stateDir string) error {
 	if err != nil {
 		return fmt.Errorf("save hooks: %w", err)
 	}
-	if err := os.WriteFile(filepath.Join(stateDir, deferredHooksFile), data, 0o600); err != nil {
+	// Atomic: `delete -f` cannot recover a container whose hooks file a
+	// crash left empty.
+	if err := atomicfile.Write(filepath.Join(stateDir, deferredHooksFile), data, 0o600, "create.hooks.temp"); err != nil {
 		return fmt.Errorf("save hooks: %w", err)
 	}
 	return nil

@@ -14,6 +14,8 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/atomicfile"
 )
 
 // recoveryFile holds what `delete -f` needs to clean up after a create
@@ -40,7 +42,7 @@ func SaveRecovery(stateDir, id, bundle string, annotations map[string]string, cf
 	if err != nil {
 		return fmt.Errorf("save recovery record of %s: %w", id, err)
 	}
-	if err := os.WriteFile(filepath.Join(stateDir, recoveryFile), data, 0o600); err != nil {
+	if err := atomicfile.Write(filepath.Join(stateDir, recoveryFile), data, 0o600, "create.recovery.temp"); err != nil {
 		return fmt.Errorf("save recovery record of %s: %w", id, err)
 	}
 	return nil

@@ -1,4 +1,4 @@
-package compat
+package aslimit
 
 import (
 	"os"
@@ -25,10 +25,10 @@ func sleeper(t *testing.T) *exec.Cmd {
 	return cmd
 }
 
-func TestApplyAddressSpaceLimit(t *testing.T) {
+func TestApply(t *testing.T) {
 	const mib256 = 256 << 20
 	pid := sleeper(t).Process.Pid
-	if err := ApplyAddressSpaceLimit(pid, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: mib256 / 2, Hard: mib256}); err != nil {
+	if err := Apply(pid, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: mib256 / 2, Hard: mib256}); err != nil {
 		t.Fatal(err)
 	}
 	var got unix.Rlimit
@@ -38,16 +38,16 @@ func TestApplyAddressSpaceLimit(t *testing.T) {
 	if got.Cur != mib256/2 || got.Max != mib256 {
 		t.Errorf("expected RLIMIT_AS soft %d, hard %d on pid %d, got %+v", mib256/2, mib256, pid, got)
 	}
-	if err := ApplyAddressSpaceLimit(pid, nil); err != nil {
+	if err := Apply(pid, nil); err != nil {
 		t.Errorf("nil limit: expected nothing to do, got %v", err)
 	}
 }
 
-func TestApplyAddressSpaceLimitErrors(t *testing.T) {
+func TestApplyErrors(t *testing.T) {
 	pid := sleeper(t).Process.Pid
 	// The kernel refuses a soft limit above the hard one; the error must
 	// say which limit, for which process.
-	err := ApplyAddressSpaceLimit(pid, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: 2 << 30, Hard: 1 << 30})
+	err := Apply(pid, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: 2 << 30, Hard: 1 << 30})
 	if err == nil || !strings.Contains(err.Error(), "RLIMIT_AS") {
 		t.Errorf("soft above hard: expected an error naming RLIMIT_AS, got %v", err)
 	}
@@ -61,7 +61,37 @@ func TestApplyAddressSpaceLimitErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ApplyAddressSpaceLimit(gone, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: 1 << 30, Hard: 1 << 30}); err != nil {
+	if err := Apply(gone, &configs.Rlimit{Type: unix.RLIMIT_AS, Soft: 1 << 30, Hard: 1 << 30}); err != nil {
 		t.Errorf("no such process: expected no error, got %v", err)
+	}
+}
+
+func TestDefer(t *testing.T) {
+	var own unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_AS, &own); err != nil {
+		t.Fatal(err)
+	}
+	limits := []configs.Rlimit{
+		{Type: unix.RLIMIT_AS, Soft: 1 << 31, Hard: 1 << 31},
+		{Type: unix.RLIMIT_NOFILE, Soft: 3000, Hard: 4000},
+		{Type: unix.RLIMIT_AS, Soft: 1 << 30, Hard: 1 << 30},
+	}
+	late, err := Defer(limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if late == nil || late.Soft != 1<<30 || late.Hard != 1<<30 {
+		t.Errorf("expected the last RLIMIT_AS (1 GiB) held back, got %+v", late)
+	}
+	for _, i := range []int{0, 2} {
+		if limits[i].Soft != own.Cur || limits[i].Hard != own.Max {
+			t.Errorf("limits[%d]: expected berth's own RLIMIT_AS %+v as a no-op, got %+v", i, own, limits[i])
+		}
+	}
+	if limits[1].Soft != 3000 {
+		t.Errorf("RLIMIT_NOFILE: expected it untouched, got %+v", limits[1])
+	}
+	if late, _ := Defer([]configs.Rlimit{{Type: unix.RLIMIT_CORE}}); late != nil {
+		t.Errorf("without RLIMIT_AS: expected nothing held back, got %+v", late)
 	}
 }
