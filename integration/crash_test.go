@@ -2,7 +2,7 @@ package integration
 
 // The crash matrix: berth and berth-net, built with the crashpoints tag,
 // SIGKILL themselves at each named step of create and delete (see package
-// libruntime/crashpoint). After each death, `berth delete -f ID` and
+// internal/crashpoint). After each death, `berth delete -f ID` and
 // `berth gc` must leave nothing of the container on the host, and a new
 // container with the same id and the same published port must work.
 

@@ -13,7 +13,7 @@ import (
 
 	"github.com/berth-runtime/berth/libruntime/bundle"
 	"github.com/berth-runtime/berth/libruntime/compat"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/state"
 	"github.com/berth-runtime/berth/libruntime/stdio"

@@ -14,9 +14,9 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/libruntime/aslimit"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/process"
 	"github.com/berth-runtime/berth/libruntime/stdio"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"github.com/coreos/go-iptables/iptables"
 
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 )
 
 // berth's iptables chains. Everything berth adds lives in these chains except

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 )
 
 // Reconciling: berth writes a network's rules when its bridge is first made

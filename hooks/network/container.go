@@ -8,7 +8,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // joinContainer is --network container:ID: the container was created in

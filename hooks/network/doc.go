@@ -12,7 +12,7 @@
 // hands a bridge container to setupBridge, which does what `docker run -p`
 // does, in this order. Each kernel step is one function in kernel.go,
 // whose comment gives the ip(8) or sysctl(8) command it stands for; the
-// name in brackets is the crash point (libruntime/crashpoint) right after
+// name in brackets is the crash point (internal/crashpoint) right after
 // the step, where the crash matrix kills berth-net to prove that teardown
 // and gc undo exactly what was made.
 //

@@ -7,7 +7,7 @@ import (
 	"os"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
-	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/netlinksafe"
 	"github.com/berth-runtime/berth/hooks/ports"

@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/names"
 )

@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/berth-runtime/berth/hooks/internal/statefile"
+	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/internal/errdefs"
 )
 

@@ -15,8 +15,8 @@ import (
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/names"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // Setup gives the container described by st its network. On failure it

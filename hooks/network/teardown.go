@@ -12,7 +12,7 @@ import (
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 )
 
 // Teardown undoes everything the container's record names, in the reverse

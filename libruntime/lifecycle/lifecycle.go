@@ -31,9 +31,9 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/sirupsen/logrus"
 
-	"github.com/berth-runtime/berth/internal/atomicfile"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/internal/process"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // deferredHooksFile lives in the container's state directory, beside
@@ -81,7 +81,7 @@ func (d Deferred) Save(stateDir string) error {
 	}
 	// Atomic: `delete -f` cannot recover a container whose hooks file a
 	// crash left empty.
-	if err := atomicfile.Write(filepath.Join(stateDir, deferredHooksFile), data, 0o600, "create.hooks.temp"); err != nil {
+	if err := statefile.WriteFile(filepath.Join(stateDir, deferredHooksFile), data, 0o600, "create.hooks.temp"); err != nil {
 		return fmt.Errorf("save hooks: %w", err)
 	}
 	return nil

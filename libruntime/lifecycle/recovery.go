@@ -15,7 +15,7 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-runtime/berth/internal/atomicfile"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // recoveryFile holds what `delete -f` needs to clean up after a create
@@ -42,7 +42,7 @@ func SaveRecovery(stateDir, id, bundle string, annotations map[string]string, cf
 	if err != nil {
 		return fmt.Errorf("save recovery record of %s: %w", id, err)
 	}
-	if err := atomicfile.Write(filepath.Join(stateDir, recoveryFile), data, 0o600, "create.recovery.temp"); err != nil {
+	if err := statefile.WriteFile(filepath.Join(stateDir, recoveryFile), data, 0o600, "create.recovery.temp"); err != nil {
 		return fmt.Errorf("save recovery record of %s: %w", id, err)
 	}
 	return nil

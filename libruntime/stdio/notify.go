@@ -10,7 +10,7 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // NotifySocket proxies systemd's sd_notify protocol. When berth runs under

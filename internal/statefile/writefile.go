@@ -1,30 +1,27 @@
-// Package atomicfile writes a file so that a crash at any instruction
-// leaves either its old content or its new one, never an empty or partial
-// file: the content goes to a temporary file beside it, which is renamed
-// over it once complete.
-//
-// A plain os.WriteFile truncates first: a SIGKILL between the truncate and
-// the write leaves an empty file, and a reader that needs the file (berth's
-// `delete -f` reading berth-hooks.json) then fails for good.
-package atomicfile
+package statefile
 
 import (
 	"fmt"
 	"os"
 	"path/filepath"
 
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
+	"github.com/berth-runtime/berth/internal/crashpoint"
 )
 
-// Write sets the content of path to data, with mode perm. crashPoint names
+// WriteFile is for a single file that a reader needs whole, outside a
+// Store: a plain os.WriteFile truncates first, so a SIGKILL between the
+// truncate and the write leaves an empty file, and a reader that needs the
+// file (berth's `delete -f` reading berth-hooks.json) then fails for good.
+//
+// WriteFile sets the content of path to data, with mode perm. crashPoint names
 // the step between the complete temporary file and the rename, where the
 // crash matrix kills berth (crashpoint.Hit); a crash there leaves the
 // temporary file, named .NAME.tmp-*, beside path, in a directory whose
 // owner removes it whole (a container's state directory).
 //
 // No fsync: the files live under /run, and must survive a killed process,
-// not a power cut (see hooks/internal/statefile).
-func Write(path string, data []byte, perm os.FileMode, crashPoint string) error {
+// not a power cut (see WriteTemp).
+func WriteFile(path string, data []byte, perm os.FileMode, crashPoint string) error {
 	dir, name := filepath.Split(path)
 	f, err := os.CreateTemp(dir, "."+name+".tmp-*")
 	if err != nil {

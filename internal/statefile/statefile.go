@@ -1,7 +1,8 @@
-// Package statefile keeps berth-net's state files safe under crashes and
-// concurrent berth-net runs: every berth-net is its own short-lived
-// process, so all shared state is files, changed under flock(2), written
-// so that a crash leaves either the old content or the new.
+// Package statefile keeps berth's and berth-net's state files safe under
+// crashes and concurrent runs: every berth and berth-net is its own
+// short-lived process, so all shared state is files, changed under
+// flock(2), written so that a crash leaves either the old content or the
+// new.
 package statefile
 
 import (
@@ -14,9 +15,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/internal/names"
-	"github.com/berth-runtime/berth/libruntime/crashpoint"
-	"github.com/berth-runtime/berth/libruntime/process"
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // CheckOwner refuses owner ids that are not container ids (internal/names):

@@ -1,4 +1,4 @@
-package atomicfile
+package statefile
 
 import (
 	"os"
@@ -7,11 +7,11 @@ import (
 	"testing"
 )
 
-func TestWrite(t *testing.T) {
+func TestWriteFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "berth-hooks.json")
 	for _, content := range []string{`{"a":1}`, `{"b":2}`} {
-		if err := Write(path, []byte(content), 0o600, "test.point"); err != nil {
+		if err := WriteFile(path, []byte(content), 0o600, "test.point"); err != nil {
 			t.Fatal(err)
 		}
 		data, err := os.ReadFile(path)
@@ -36,10 +36,10 @@ func TestWrite(t *testing.T) {
 }
 
 // A failed write names the file and leaves nothing behind.
-func TestWriteFails(t *testing.T) {
+func TestWriteFileFails(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "missing", "berth-recovery.json")
-	err := Write(path, []byte("{}"), 0o600, "test.point")
+	err := WriteFile(path, []byte("{}"), 0o600, "test.point")
 	if err == nil || !strings.Contains(err.Error(), path) {
 		t.Errorf("expected an error naming %s, got %v", path, err)
 	}
@@ -51,7 +51,7 @@ func TestWriteFails(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(busy, "x"), nil, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := Write(busy, []byte("{}"), 0o600, "test.point"); err == nil {
+	if err := WriteFile(busy, []byte("{}"), 0o600, "test.point"); err == nil {
 		t.Errorf("expected an error writing over the directory %s", busy)
 	}
 	entries, _ := os.ReadDir(dir)
