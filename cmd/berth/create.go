@@ -11,9 +11,9 @@ import (
 	"github.com/sirupsen/logrus"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/bundle"
 	"github.com/berth-runtime/berth/libruntime/compat"
-	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/state"
 	"github.com/berth-runtime/berth/libruntime/stdio"

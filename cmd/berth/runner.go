@@ -13,10 +13,10 @@ import (
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/internal/crashpoint"
-	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/internal/process"
+	"github.com/berth-runtime/berth/libruntime/aslimit"
+	"github.com/berth-runtime/berth/libruntime/lifecycle"
 	"github.com/berth-runtime/berth/libruntime/stdio"
 )
 

@@ -12,14 +12,8 @@ import (
 // where setup would put it. Rules of others, and the order of chains berth
 // does not own, are never touched.
 func (b *iptablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) {
-	if err := validateDesired(want); err != nil {
-		return nil, err
-	}
-	if len(want.Networks) == 0 {
-		return nil, nil
-	}
-	unlock, err := lockNetworks()
-	if err != nil {
+	unlock, run, err := beginReconcile(want)
+	if err != nil || !run {
 		return nil, err
 	}
 	defer unlock()

@@ -22,14 +22,8 @@ import (
 // whole (they are berth's alone), a container's missing elements are
 // added, and the elements already there are left as they are.
 func (b *nftablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) {
-	if err := validateDesired(want); err != nil {
-		return nil, err
-	}
-	if len(want.Networks) == 0 {
-		return nil, nil
-	}
-	unlock, err := lockNetworks()
-	if err != nil {
+	unlock, run, err := beginReconcile(want)
+	if err != nil || !run {
 		return nil, err
 	}
 	defer unlock()

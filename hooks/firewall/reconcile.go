@@ -64,6 +64,23 @@ func settle(groups []driftGroup, repair bool) []Drift {
 	return out
 }
 
+// beginReconcile checks want (validateDesired) and takes the firewall lock
+// for a backend's Reconcile; run is false when want has no network, and
+// there is nothing to compare.
+func beginReconcile(want Desired) (unlock func(), run bool, err error) {
+	if err := validateDesired(want); err != nil {
+		return nil, false, err
+	}
+	if len(want.Networks) == 0 {
+		return nil, false, nil
+	}
+	unlock, err = lockNetworks()
+	if err != nil {
+		return nil, false, err
+	}
+	return unlock, true, nil
+}
+
 // validateDesired checks every network and endpoint as setup would, and
 // that each endpoint's network is among the networks: its ports need that
 // network's rules.

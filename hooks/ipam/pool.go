@@ -30,8 +30,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Pool hands out addresses of one network's subnet to containers.

@@ -152,16 +152,25 @@ func markLink(link netlink.Link, mark string) error {
 	return nil
 }
 
+// existingLink: ip link show NAME; nil (and no error) if there is none.
+func existingLink(name string) (netlink.Link, error) {
+	link, err := netlink.LinkByName(name)
+	var nf netlink.LinkNotFoundError
+	if errors.As(err, &nf) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("link %s: %w", name, err)
+	}
+	return link, nil
+}
+
 // deleteLink: ip link del NAME. Deleting one end of a veth pair deletes
 // the other; a missing link is not an error (teardown may run twice).
 func deleteLink(name string) error {
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("delete %s: %w", name, err)
+	link, err := existingLink(name)
+	if err != nil || link == nil {
+		return err
 	}
 	if err := netlink.LinkDel(link); err != nil && !errors.Is(err, unix.ENODEV) {
 		return fmt.Errorf("delete %s: %w", name, err)

@@ -7,13 +7,13 @@ import (
 	"os"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ipam"
 	"github.com/berth-runtime/berth/hooks/netlinksafe"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/errdefs"
 	"github.com/berth-runtime/berth/internal/names"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Attached is a container on a network, as inspect shows it.
@@ -114,6 +114,20 @@ func (l Layout) removeNetworkLocked(name string) error {
 	return statefile.Remove(l.networkFile(name))
 }
 
+// networksAndRecords reads every network definition and container record;
+// the caller holds the root lock, so no network comes or goes meanwhile.
+func (l Layout) networksAndRecords() ([]Network, []Record, error) {
+	nets, err := l.listNetworks()
+	if err != nil {
+		return nil, nil, err
+	}
+	recs, err := l.Records()
+	if err != nil {
+		return nil, nil, err
+	}
+	return nets, recs, nil
+}
+
 // Prune removes every network without containers and returns their names.
 func (l Layout) Prune() ([]string, error) {
 	unlock, err := l.lock()
@@ -121,11 +135,7 @@ func (l Layout) Prune() ([]string, error) {
 		return nil, err
 	}
 	defer unlock()
-	nets, err := l.listNetworks()
-	if err != nil {
-		return nil, err
-	}
-	recs, err := l.Records()
+	nets, recs, err := l.networksAndRecords()
 	if err != nil {
 		return nil, err
 	}

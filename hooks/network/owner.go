@@ -105,13 +105,9 @@ func (l Layout) ownsVeth(link netlink.Link) (bool, error) {
 // is this root's: another root's container may have a veth of that name
 // (the name comes from the container id alone).
 func (l Layout) deleteOwnVeth(name string) error {
-	link, err := netlink.LinkByName(name)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("delete %s: %w", name, err)
+	link, err := existingLink(name)
+	if err != nil || link == nil {
+		return err
 	}
 	own, err := l.ownsVeth(link)
 	if err != nil || !own {

@@ -11,9 +11,9 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/names"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Record is everything berth-net made for one container. It is written

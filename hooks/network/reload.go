@@ -14,10 +14,10 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/firewall"
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Drift is one kernel object that berth's records call for and the kernel
@@ -60,11 +60,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	}
 	defer unlock()
 
-	nets, err := l.listNetworks()
-	if err != nil {
-		return nil, err
-	}
-	recs, err := l.Records()
+	nets, recs, err := l.networksAndRecords()
 	if err != nil {
 		return nil, err
 	}

@@ -8,8 +8,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/internal/netcontract"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // DefaultRoot holds all network state unless RootEnv says otherwise.

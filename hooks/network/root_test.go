@@ -10,8 +10,8 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/internal/errdefs"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // TestSaveJSON checks that a record is written whole into a directory

@@ -33,8 +33,8 @@ import (
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/errdefs"
 
-	"github.com/berth-runtime/berth/internal/statefile"
 	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // wildcardName names the file of a reservation on every host address.
