@@ -105,7 +105,7 @@ func (l Layout) removeNetworkLocked(name string) error {
 			return err
 		}
 		if err := fw.TeardownNetwork(n.firewallNetwork()); err != nil {
-			return fmt.Errorf("network %s: %w", name, err)
+			return err // names the network
 		}
 	}
 	if err := os.RemoveAll(l.ipamDir(name)); err != nil {

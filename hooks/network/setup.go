@@ -195,7 +195,7 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 		return nil, err
 	}
 	if err := fw.SetupNetwork(n.firewallNetwork()); err != nil {
-		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+		return nil, err // names the network
 	}
 	crashpoint.Hit("net.setup.network-rules")
 	link, err := createBridge(n, l.bridgeMark(n.Name))
