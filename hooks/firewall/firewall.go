@@ -48,10 +48,9 @@ import (
 	"net/netip"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/berth-runtime/berth/hooks/portspec"
 	"github.com/berth-runtime/berth/internal/names"
+	"github.com/berth-runtime/berth/internal/nslock"
 )
 
 // Network is a berth bridge network.
@@ -217,35 +216,15 @@ func udpHostPorts(e Endpoint) []uint16 {
 // remove the shared chains while another process is setting up a network.
 // Per-container calls do not take it: iptables-restore and nftables batches
 // are atomic on their own.
-//
-// An abstract socket rather than a lock file: its name lives in the network
-// namespace the socket is made in, which is exactly the scope of the
-// firewall being changed (two namespaces never wait for each other), the
-// kernel releases it when its holder dies, however it dies, and it leaves
-// nothing on disk.
 var lockName = "berth/firewall.lock"
 
-// lockNetworks takes the network lock, waiting at most opTimeout. It must
-// run on the thread that is in the firewall's network namespace.
+// lockNetworks takes the network lock (package nslock), waiting at most
+// opTimeout. It must run on the thread that is in the firewall's network
+// namespace.
 func lockNetworks() (unlock func(), err error) {
-	addr := &unix.SockaddrUnix{Name: "@" + lockName}
-	deadline := time.Now().Add(opTimeout)
-	for {
-		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-		if err != nil {
-			return nil, fmt.Errorf("firewall: lock socket: %w", err)
-		}
-		err = unix.Bind(fd, addr)
-		if err == nil {
-			return func() { unix.Close(fd) }, nil // closing the socket frees the name
-		}
-		unix.Close(fd)
-		if !errors.Is(err, unix.EADDRINUSE) {
-			return nil, fmt.Errorf("firewall: lock @%s: %w", lockName, err)
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("firewall: lock @%s: still held after %v", lockName, opTimeout)
-		}
-		time.Sleep(5 * time.Millisecond)
+	unlock, err = nslock.Acquire(lockName, opTimeout)
+	if err != nil {
+		return nil, fmt.Errorf("firewall: %w", err)
 	}
+	return unlock, nil
 }

@@ -517,7 +517,9 @@ func (b *nftablesBackend) RemovePorts(e Endpoint) error {
 		return fmt.Errorf("firewall: nftables: unpublishing ports of %s: %w", e.ContainerID, err)
 	}
 	if len(all) == 0 {
-		return flushUDPConntrack(udpHostPorts(e))
+		// None is ours any more: the ports' conntrack entries are the
+		// holder's flows, and must stay.
+		return nil
 	}
 	for _, se := range all {
 		if err := c.SetDeleteElements(se.set, se.elems); err != nil {

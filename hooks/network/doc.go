@@ -21,21 +21,22 @@
 //     [net.setup.record]. Mark the network's definition SetUp, so that
 //     `network reload` knows its bridge and rules are meant to exist.
 //  2. The first container of a network makes the network (ensureBridge,
-//     under the root lock): net.ipv4.ip_forward=1 (enableForwarding); the
-//     network's own firewall rules, masquerade of the subnet and the
-//     forwarding and isolation rules (firewall.Backend.SetupNetwork)
-//     [net.setup.network-rules]; then the bridge itself (createBridge: ip
-//     link add berth0 type bridge, marked with its root and network as the
-//     link's alias (owner.go) [net.setup.bridge-unmarked], given the gateway
-//     address, 10.77.0.1/16 for the default network, and brought up); then
-//     net.ipv4.conf.berth0.route_localnet=1 (enableRouteLocalnet), so that
-//     the host reaches published ports at 127.0.0.1. The marked bridge with
-//     its gateway says all of this was done, so it comes last; a bridge of
-//     that name that is not provably this network's is refused
-//     [net.setup.bridge].
+//     under the root lock and the namespace's links lock, which roots
+//     sharing a namespace share): net.ipv4.ip_forward=1
+//     (enableForwarding); the network's own firewall rules, masquerade of
+//     the subnet and the forwarding and isolation rules
+//     (firewall.Backend.SetupNetwork) [net.setup.network-rules]; then the
+//     bridge itself (createBridge: ip link add berth0 type bridge
+//     [net.setup.bridge-unmarked], marked with its root and network as the
+//     link's alias (owner.go), brought up, given
+//     net.ipv4.conf.berth0.route_localnet=1 so that the host reaches
+//     published ports at 127.0.0.1, and last the gateway address,
+//     10.77.0.1/16 for the default network). The marked bridge with its gateway says all of this was
+//     done, so the address comes last; a bridge of that name that is not
+//     provably this network's is refused [net.setup.bridge].
 //  3. Lease an address from the network's pool (package ipam: one file per
-//     address, under a flock) and write it to the record
-//     [net.setup.lease-index, net.setup.lease].
+//     address, under a flock) [net.setup.lease-index, net.setup.lease], and
+//     write it to the record.
 //  4. Reserve the published host ports (package ports), which refuses a
 //     port another container or a host socket holds
 //     [net.setup.ports-index, net.setup.ports].
@@ -44,10 +45,10 @@
 //     container's namespace as eth0, in one netlink message
 //     (createVethPair: ip link add btXXXX master berth0 type veth peer name
 //     eth0 netns PID; moving a link between namespaces afterwards, as ip(8)
-//     users usually do, costs the kernel an RCU grace period); the host end
-//     is marked as this root's [net.setup.veth-unmarked] and gets hairpin on,
-//     so a container reaches itself through its own published port
-//     [net.setup.veth]. Then, inside the container's namespace: the address
+//     users usually do, costs the kernel an RCU grace period)
+//     [net.setup.veth-unmarked]; the host end is marked as this root's and
+//     gets hairpin on, so a container reaches itself through its own
+//     published port [net.setup.veth]. Then, inside the container's namespace: the address
 //     on eth0 (addressLink) [net.setup.address], eth0 and lo up (setUp,
 //     bringUp), the default route via the gateway (addDefaultRoute; not on
 //     an --internal network) [net.setup.route].
@@ -59,10 +60,11 @@
 //     (etcfiles.go).
 //
 // If a step fails, Setup tears down what the record names before it
-// returns. The other modes are short: host writes the record and the /etc
-// files; none brings up lo in the container's own namespace
+// returns, in every mode. The other modes are short: host writes the record
+// and the /etc files; none brings up lo in the container's own namespace
 // (bringUpLoopback); container:ID checks that the container was created in
-// ID's namespace (joinContainer, container.go) and shares its /etc/hosts.
+// ID's namespace (joinContainer, container.go) and writes an /etc/hosts
+// with ID's address.
 //
 // # Teardown
 //
@@ -81,8 +83,9 @@
 //
 // GC (manage.go) tears down the records whose init has exited (same pid and
 // start time, Record.running), then releases the leases and port
-// reservations that no record names and deletes the btXXXX veths marked as
-// this root's that no record names: what a crash between the kernel's work
+// reservations that no record names and deletes the btXXXX veths of this
+// root (marked as its own, or attached to one of its bridges) that no
+// record names: what a crash between the kernel's work
 // and the record's leaves. It removes nothing it cannot prove is its own
 // and dead: if any record cannot be read, gc stops before it deletes
 // anything; a lease or reservation whose owner's record exists stays.

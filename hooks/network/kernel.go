@@ -18,7 +18,8 @@ import (
 // comment shows the ip(8) command that does the same.
 
 // createBridge: ip link add NAME type bridge; ip link set NAME alias MARK;
-// ip addr add GW/BITS dev NAME; ip link set NAME up. The mark (owner.go)
+// ip link set NAME up; sysctl -w net.ipv4.conf.NAME.route_localnet=1;
+// ip addr add GW/BITS dev NAME. The mark (owner.go)
 // says whose bridge it is; the kernel ignores an alias given with
 // `ip link add`, so it is set right after, before anything else.
 func createBridge(n *Network, mark string) (netlink.Link, error) {
@@ -42,12 +43,17 @@ func createBridge(n *Network, mark string) (netlink.Link, error) {
 	if err := markLink(link, mark); err != nil {
 		return nil, err
 	}
+	if err := netlink.LinkSetUp(link); err != nil {
+		return nil, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
+	}
+	if err := enableRouteLocalnet(n.Bridge); err != nil {
+		return nil, err
+	}
+	// The gateway address last: a marked bridge with it is a finished one
+	// (checkBridge), so a crash before it leaves a bridge setup finishes.
 	gw := &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(n.Gateway, n.Subnet.Bits()))}
 	if err := netlink.AddrReplace(link, gw); err != nil {
 		return nil, fmt.Errorf("address bridge %s with %s: %w", n.Bridge, gw.IPNet, err)
-	}
-	if err := netlink.LinkSetUp(link); err != nil {
-		return nil, fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
 	}
 	return link, nil
 }

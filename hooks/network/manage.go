@@ -3,6 +3,7 @@ package network
 import (
 	"errors"
 	"fmt"
+	"golang.org/x/sys/unix"
 	"net/netip"
 	"os"
 
@@ -55,6 +56,14 @@ func (l Layout) Inspect(name string) (*Inspection, error) {
 // RemoveNetwork deletes a network with no containers: its bridge, its
 // firewall rules, its leases and its definition.
 func (l Layout) RemoveNetwork(name string) error {
+	// The containers lock first (as Reconcile takes it): a setup that has
+	// read the network's definition holds it shared until its record names
+	// the network, so the network cannot go from under it.
+	unlockContainers, err := l.lockContainers(unix.LOCK_EX)
+	if err != nil {
+		return err
+	}
+	defer unlockContainers()
 	unlock, err := l.lock()
 	if err != nil {
 		return err
@@ -92,6 +101,11 @@ func (l Layout) removeNetworkLocked(name string) error {
 	// The bridge and the rules keyed on its name are this network's only if
 	// the bridge is (or is gone): a bridge of that name that another root or
 	// tool made stays, and so do its rules.
+	unlockLinks, err := lockLinks()
+	if err != nil {
+		return err
+	}
+	defer unlockLinks()
 	own, err := l.ownsBridgeOrNone(n)
 	if err != nil {
 		return err
@@ -130,6 +144,11 @@ func (l Layout) networksAndRecords() ([]Network, []Record, error) {
 
 // Prune removes every network without containers and returns their names.
 func (l Layout) Prune() ([]string, error) {
+	unlockContainers, err := l.lockContainers(unix.LOCK_EX) // as RemoveNetwork
+	if err != nil {
+		return nil, err
+	}
+	defer unlockContainers()
 	unlock, err := l.lock()
 	if err != nil {
 		return nil, err

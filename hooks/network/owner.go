@@ -245,6 +245,9 @@ func (l Layout) ownsBridgeOrNone(n *Network) (bool, error) {
 	if link.Attrs().Alias == l.bridgeMark(n.Name) {
 		return true, nil
 	}
-	state, _ := l.checkBridge(n, link, true)
+	state, err := l.checkBridge(n, link, true)
+	if err != nil && !errors.Is(err, errdefs.ErrConflict) {
+		return false, err // could not look: nothing proves it ours, nor foreign
+	}
 	return state == bridgeUnfinished, nil
 }

@@ -43,8 +43,9 @@ type Drift struct {
 // Restoring makes each object as setup does; objects berth does not own
 // are never changed, and a second call finds nothing to do.
 //
-// It holds the root lock and the containers lock, so it runs alone: it
-// never sees a network or a container half made or half undone.
+// It holds the containers lock, the root lock and the links lock, so it
+// runs alone: it never sees a network or a container half made or half
+// undone.
 func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	if _, err := os.Stat(l.Root); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // berth never ran with this root: nothing is called for
@@ -59,6 +60,11 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 		return nil, err
 	}
 	defer unlock()
+	unlockLinks, err := lockLinks()
+	if err != nil {
+		return nil, err
+	}
+	defer unlockLinks()
 
 	nets, recs, err := l.networksAndRecords()
 	if err != nil {
@@ -91,7 +97,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 		steps = append(steps, bridgeSteps...)
 		steps = append(steps, checkSysctl("net/ipv4/conf/"+n.Bridge+"/route_localnet", " (network "+n.Name+")"))
 		for _, r := range running[n.Name] {
-			vethSteps, err := checkVeth(n, &r)
+			vethSteps, err := l.checkVeth(n, &r)
 			if err != nil {
 				return nil, err
 			}
@@ -268,7 +274,7 @@ func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 // bridge (a bridge made again has none), up, with hairpin on. A veth that
 // is gone took the container's eth0 with it: only a restart of the
 // container brings that back.
-func checkVeth(n *Network, r *Record) ([]repairStep, error) {
+func (l Layout) checkVeth(n *Network, r *Record) ([]repairStep, error) {
 	whose := " (container " + r.ID + ")"
 	veth, err := netlink.LinkByName(r.HostVeth)
 	var nf netlink.LinkNotFoundError
@@ -279,6 +285,16 @@ func checkVeth(n *Network, r *Record) ([]repairStep, error) {
 	}
 	if err != nil {
 		return nil, fmt.Errorf("container %s: veth %s: %w", r.ID, r.HostVeth, err)
+	}
+	// Veth names come from the container id alone: another root's
+	// container of the same id has a veth of this name.
+	if own, err := l.ownsVeth(veth); err != nil || !own {
+		if err == nil {
+			err = fmt.Errorf("veth %s is not this root's (another berth-net root's container of the same id?): left alone", r.HostVeth)
+		}
+		return []repairStep{{missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, restore: func() error {
+			return err
+		}}}, nil
 	}
 	var steps []repairStep
 	bridge, err := netlink.LinkByName(n.Bridge)

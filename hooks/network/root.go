@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/internal/netcontract"
+	"github.com/berth-runtime/berth/internal/nslock"
 	"github.com/berth-runtime/berth/internal/statefile"
 )
 
@@ -21,6 +23,19 @@ const RootEnv = netcontract.RootEnv
 // Root is the directory holding networks, leases, port reservations and
 // container records.
 func Root() string { return netcontract.Root(os.Getenv) }
+
+// linksLockName names the lock (package nslock) under which bridges are
+// checked, made and marked, and checked and deleted. The root lock is one
+// root's; this one is the network namespace's, which several roots may
+// share: without it two roots could both find a bridge name free (or the
+// other's bridge unmarked, half made) and both take it.
+const linksLockName = "berth/links.lock"
+
+// lockLinks takes the namespace's links lock. Order: the root lock, then
+// this, then the firewall's.
+func lockLinks() (unlock func(), err error) {
+	return nslock.Acquire(linksLockName, 30*time.Second)
+}
 
 // Layout names the files under a root.
 type Layout struct{ Root string }

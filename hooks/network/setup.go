@@ -21,7 +21,7 @@ import (
 
 // Setup gives the container described by st its network. On failure it
 // undoes what it made before returning, so nothing is left half-made.
-func (l Layout) Setup(st *specs.State, o SetupOptions) error {
+func (l Layout) Setup(st *specs.State, o SetupOptions) (retErr error) {
 	if err := names.ContainerID(st.ID); err != nil {
 		return err
 	}
@@ -37,6 +37,16 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) error {
 	if _, err := l.LoadRecord(st.ID); err == nil {
 		return errdefs.AlreadyExists(fmt.Errorf("container %s: already has a network (teardown first)", st.ID))
 	}
+	// From here on, whatever the record names is this setup's: a failure
+	// undoes it, in every mode, so that nothing is left half made and the
+	// hook can be run again.
+	defer func() {
+		if retErr != nil {
+			if err := l.Teardown(st.ID); err != nil {
+				retErr = fmt.Errorf("%w (and undoing it: %v)", retErr, err)
+			}
+		}
+	}()
 	spec, rootfs, err := readBundle(st.Bundle)
 	if err != nil {
 		return err
@@ -84,7 +94,7 @@ func (l Layout) Setup(st *specs.State, o SetupOptions) error {
 // setupBridge is --network bridge[:NAME], in the order of package doc:
 // the record, the network's rules and bridge, the lease, the port
 // reservation, the veth and eth0, the DNAT, the /etc files.
-func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps []portspec.Mapping, rootfs string) (retErr error) {
+func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps []portspec.Mapping, rootfs string) error {
 	n, err := l.LoadNetwork(network)
 	if err != nil {
 		return err
@@ -96,13 +106,6 @@ func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps
 		return err
 	}
 	crashpoint.Hit("net.setup.record")
-	defer func() {
-		if retErr != nil {
-			if err := l.Teardown(rec.ID); err != nil {
-				retErr = fmt.Errorf("%w (and undoing it: %v)", retErr, err)
-			}
-		}
-	}()
 	if !n.SetUp {
 		if err := l.markSetUp(n.Name); err != nil {
 			return err
@@ -156,8 +159,9 @@ func (l Layout) setupBridge(rec *Record, ns netns.NsHandle, network string, maps
 }
 
 // ensureBridge makes the network's bridge and rules the first time a
-// container joins it. The bridge's existence, marked as this network's
-// (owner.go), says the rest was done: it is made last, under the root lock.
+// container joins it. The bridge, marked as this network's (owner.go) and
+// carrying its gateway, says the rest was done: it is made last, under the
+// root lock and the namespace's links lock.
 // A bridge of that name that is not provably this network's, or that
 // carries another address, is refused: joining it would put the container
 // on another root's (or another tool's) network.
@@ -172,6 +176,11 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 		return nil, err
 	}
 	defer unlock()
+	unlockLinks, err := lockLinks()
+	if err != nil {
+		return nil, err
+	}
+	defer unlockLinks()
 	if link, err := netlink.LinkByName(n.Bridge); err == nil {
 		state, err := l.checkBridge(n, link, true)
 		if err != nil || state == bridgeReady {
@@ -198,14 +207,7 @@ func (l Layout) ensureBridge(n *Network, fw firewall.Backend) (netlink.Link, err
 		return nil, err // names the network
 	}
 	crashpoint.Hit("net.setup.network-rules")
-	link, err := createBridge(n, l.bridgeMark(n.Name))
-	if err != nil {
-		return nil, err
-	}
-	if err := enableRouteLocalnet(n.Bridge); err != nil {
-		return nil, err
-	}
-	return link, nil
+	return createBridge(n, l.bridgeMark(n.Name))
 }
 
 // connectContainer cables the container to the bridge and configures its
