@@ -20,6 +20,8 @@ import (
 
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/testenv"
 )
 
 // lookPathOrSkip finds a command the test needs. Without it the test is
@@ -27,14 +29,10 @@ import (
 func lookPathOrSkip(t *testing.T, name string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
+	if err != nil {
+		testenv.Missing(t, "%s is not installed: the test needs it", name)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed (CI=true: a missing tool is a failure)", name)
-	}
-	t.Skipf("%s is not installed: the test needs it", name)
-	return ""
+	return p
 }
 
 // receivedFD is the outcome of waiting for one fd on a unix socket.
@@ -228,10 +226,10 @@ func TestKillSignalZero(t *testing.T) {
 	wantFail(t, r, "kill 0 of a stopped container")
 	wantContains(t, r.stderr, "container not running", "kill 0 of a stopped container")
 	wantCode(t, e.berth("kill", "-a", id, "0"), 0, "kill -a 0 of a stopped container")
-	for _, bad := range []string{"-1", "65"} {
+	for _, bad := range []string{"65", "100"} {
 		r := e.berth("kill", id, bad)
 		wantFail(t, r, "kill with signal "+bad)
-		wantContains(t, r.stderr, bad, "kill with signal "+bad)
+		wantContains(t, r.stderr, "out of range", "kill with signal "+bad)
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
+	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/libruntime/bundle"
 )
 
@@ -93,6 +95,16 @@ func execProcess(c *cli.Context) (int, error) {
 	proc, err := newUserProcess(spec)
 	if err != nil {
 		return -1, err
+	}
+	if len(proc.Rlimits) == 0 {
+		// A process.json without rlimits (containerd's shim sends one)
+		// gets the container's: libcontainer would apply them itself, at
+		// a point where its init cannot take a RLIMIT_AS, so berth hands
+		// them over and holds RLIMIT_AS back as for any other process.
+		proc.Rlimits = slices.Clone(ct.Config().Rlimits)
+		if proc.addressSpace, err = aslimit.Defer(proc.Rlimits); err != nil {
+			return -1, err
+		}
 	}
 	cgPaths, err := subCgroupPaths(c.StringSlice("cgroup"))
 	if err != nil {

@@ -187,7 +187,8 @@ func (r *runner) startProcess(up *userProcess) error {
 			return err
 		}
 		pid, err := up.Pid()
-		if err == nil {
+		if err == nil && up.addressSpace != nil {
+			aslimit.WaitForExecFifo(pid, 10*time.Second)
 			err = aslimit.Apply(pid, up.addressSpace)
 		}
 		if err != nil {
@@ -198,7 +199,7 @@ func (r *runner) startProcess(up *userProcess) error {
 		}
 		return r.container.Exec()
 	}
-	if up.LogLevel != strconv.Itoa(int(aslimit.PauseLevel)) {
+	if up.addressSpace == nil {
 		return r.container.Run(up.Process)
 	}
 	watch := aslimit.WatchPause(up.addressSpace)
@@ -212,7 +213,7 @@ func (r *runner) startProcess(up *userProcess) error {
 			// The program must not go on without its limit.
 			r.terminate(up.Process)
 		}
-		return fmt.Errorf("exec %s: %w", r.container.ID(), err)
+		return fmt.Errorf("exec %s: %w", r.container.ID(), errors.Join(err, runErr))
 	}
 	return runErr
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer"
 	"github.com/urfave/cli/v2"
@@ -59,8 +60,13 @@ func start(ct *libcontainer.Container, root string) error {
 	if err != nil {
 		return err
 	}
-	// The init waits on the exec fifo, past its own work: the RLIMIT_AS
-	// that create held back binds the program from its first instruction.
+	// The init waits on the exec fifo, past its own work (or is about to:
+	// a start right after create may come before it gets there): the
+	// RLIMIT_AS that create held back binds the program from its first
+	// instruction.
+	if hooks.AddressSpace != nil {
+		aslimit.WaitForExecFifo(st.InitProcessPid, 10*time.Second)
+	}
 	if err := aslimit.Apply(st.InitProcessPid, hooks.AddressSpace); err != nil {
 		if derr := killAndDestroy(ct, hooks); derr != nil {
 			err = fmt.Errorf("%w; destroy: %v", err, derr)

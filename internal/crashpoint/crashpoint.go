@@ -23,11 +23,13 @@
 //	fw.iptables.chains              iptables: berth's chains exist, no jumps yet
 //	fw.iptables.network-rule.N      iptables: the network's rules 0..N are in
 //	net.setup.network-rules         the network's rules are in, no bridge yet
-//	net.setup.bridge                the bridge is up
+//	net.setup.bridge-unmarked       the bridge exists, not yet marked as this root's
+//	net.setup.bridge                the bridge is marked, up and addressed
 //	net.setup.lease-index           ipam: the owner index is written, no lease
 //	net.setup.lease                 the address is leased
 //	net.setup.ports-index           ports: the owner index is written, no port file
 //	net.setup.ports                 the host ports are reserved
+//	net.setup.veth-unmarked         the veth pair exists, its host end not yet marked
 //	net.setup.veth                  the veth pair exists: bt<hash> on the bridge,
 //	                                eth0 in the container's namespace
 //	net.setup.address               eth0 has its address

@@ -25,6 +25,9 @@ package aslimit
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"time"
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
@@ -80,4 +83,49 @@ func Apply(pid int, rl *configs.Rlimit) error {
 		return fmt.Errorf("set RLIMIT_AS (soft %d, hard %d) of the container's process %d: %w", rl.Soft, rl.Hard, pid, err)
 	}
 	return nil
+}
+
+// WaitForExecFifo waits (up to timeout) until the container's init pid is
+// blocked opening the exec fifo, its last stop before the execve: `run`
+// calls Apply as soon as libcontainer's Start returns, which is when the
+// init closes its log pipe, a few allocating steps before it reaches the
+// fifo. It looks for a thread of pid sleeping in the kernel's fifo open
+// (wait_for_partner). Without kernel symbols in /proc/PID/wchan it cannot
+// tell, and returns at once; a pid that is gone is no error either (Apply
+// says so, or whoever waits for the init).
+func WaitForExecFifo(pid int, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
+		blocked, known := inFifoOpen(pid)
+		if blocked || !known || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(delay)
+	}
+}
+
+// inFifoOpen reports whether a thread of pid sleeps in a fifo open; known is
+// false when that cannot be seen (the process is gone, or /proc/PID/wchan
+// shows no symbol names).
+func inFifoOpen(pid int) (blocked, known bool) {
+	dir := "/proc/" + strconv.Itoa(pid) + "/task"
+	tasks, err := os.ReadDir(dir)
+	if err != nil {
+		return false, false
+	}
+	for _, t := range tasks {
+		wchan, err := os.ReadFile(dir + "/" + t.Name() + "/wchan")
+		if err != nil {
+			continue
+		}
+		switch string(wchan) {
+		case "wait_for_partner", "fifo_open":
+			return true, true
+		case "0", "":
+			// No kallsyms: symbol names are hidden.
+		default:
+			known = true
+		}
+	}
+	return false, known
 }

@@ -57,26 +57,36 @@ func (pauseHook) Fire(e *logrus.Entry) error {
 	}
 	switch e.Message {
 	case standardAboutToWait:
-		warmUp()
+		warmUp(e)
 	case setnsAboutToExec:
-		warmUp()
+		warmUp(e)
 		// Stops the whole process; SIGCONT resumes it here.
-		return unix.Kill(unix.Getpid(), unix.SIGSTOP)
+		if err := unix.Kill(unix.Getpid(), unix.SIGSTOP); err != nil {
+			// A seccomp profile that refuses kill(2), say. The program
+			// must not run without its limit: the init ends here, and
+			// berth exec reports it (PauseWatch.Finish).
+			fmt.Fprintf(os.Stderr, "berth init: cannot stop to have RLIMIT_AS set (%v): the program is not run without its limit\n", err)
+			os.Exit(1)
+		}
 	}
 	return nil
 }
 
-// warmUp runs, before the limit, the one step after it that needs fresh
+// warmUp runs, before the limit, the steps after it that need fresh
 // memory from the Go runtime: listing /proc/self/fd to close descriptors
 // (utils.UnsafeCloseFrom), whose 8 KiB directory buffer then comes back
-// from the runtime's pool instead of a new span. Under a RLIMIT_AS below
-// the init's size, a new span or its bookkeeping needs a new mapping, which
-// fails and kills the init ("fatal error: runtime: out of memory"), as it
-// did in about 1 of 50 runs before.
-func warmUp() {
+// from the runtime's pool instead of a new span, and formatting this very
+// log entry, which logrus does after its hooks have fired. Under a
+// RLIMIT_AS below the init's size, a new span or its bookkeeping needs a
+// new mapping, which fails and kills the init ("fatal error: runtime: out
+// of memory"), as it did in about 1 of 50 runs before.
+func warmUp(e *logrus.Entry) {
 	if d, err := os.Open("/proc/self/fd"); err == nil {
 		_, _ = d.Readdirnames(-1)
 		_ = d.Close()
+	}
+	if e.Logger.Formatter != nil {
+		_, _ = e.Logger.Formatter.Format(e)
 	}
 }
 
@@ -127,19 +137,19 @@ func (w *PauseWatch) watch(rl *configs.Rlimit) {
 }
 
 // Finish ends the watch once libcontainer has started pid (0 if it failed
-// to) and returns the outcome. An init that is gone before it paused is no
-// error: its program never ran, and whoever waits for it reports how it
-// ended. One that has exec'd without pausing is: its program runs without
-// the limit, and the caller must kill it.
+// to) and returns the outcome. libcontainer reports a process started only
+// once its init is past the pause, so a started process that never paused
+// exec'd its program without the limit (or was killed from outside before
+// it could): either way an error, and the caller kills what is left.
 func (w *PauseWatch) Finish(pid int) error {
 	close(w.stop)
 	r := <-w.done
 	if r.pid != 0 || pid == 0 {
 		return r.err
 	}
-	comm, state, err := readStat(pid)
-	if err != nil || state == 'Z' || state == 'X' {
-		return nil
+	comm, _, err := readStat(pid)
+	if err != nil {
+		return fmt.Errorf("process %d ended without pausing before its execve: RLIMIT_AS not set", pid)
 	}
 	if comm != initComm {
 		return fmt.Errorf("process %d exec'd %q without pausing before its execve: RLIMIT_AS not set", pid, comm)

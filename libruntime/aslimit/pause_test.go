@@ -88,15 +88,27 @@ func TestPauseWatchNoPause(t *testing.T) {
 	}
 }
 
-// An init that dies before its pause runs no program: nothing to limit,
-// and its exit is for the caller's wait to report.
+// An init that dies before its pause runs no program: libcontainer then
+// reports no process started (Finish(0)), and that is no error of the
+// watch's. Had libcontainer reported it started, the init would have got
+// past its pause without stopping: an error, RLIMIT_AS not set.
 func TestPauseWatchGone(t *testing.T) {
-	cmd, release := fakeInit(t, "exit 3", "true")
-	w := WatchPause(limitOf(1<<30, 1<<30))
-	release()
-	_ = cmd.Wait()
-	if err := w.Finish(cmd.Process.Pid); err != nil {
-		t.Errorf("expected no error for an init gone before its pause, got %v", err)
+	for _, started := range []bool{false, true} {
+		cmd, release := fakeInit(t, "exit 3", "true")
+		w := WatchPause(limitOf(1<<30, 1<<30))
+		release()
+		_ = cmd.Wait()
+		pid := 0
+		if started {
+			pid = cmd.Process.Pid
+		}
+		err := w.Finish(pid)
+		switch {
+		case !started && err != nil:
+			t.Errorf("expected no error for an init gone before its pause and not reported started, got %v", err)
+		case started && (err == nil || !strings.Contains(err.Error(), "RLIMIT_AS not set")):
+			t.Errorf("expected an error for a process reported started that never paused, got %v", err)
+		}
 	}
 }
 
