@@ -22,14 +22,14 @@ func ParseMode(s string) (Mode, error) {
 		return Mode{Kind: "bridge", Name: DefaultNetwork}, nil
 	case kind == "bridge":
 		if err := names.NetworkName(arg); err != nil {
-			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
+			return Mode{}, fmt.Errorf("--network: %w", err) // the error names the value
 		}
 		return Mode{Kind: "bridge", Name: arg}, nil
 	case (kind == "host" || kind == "none") && !hasArg:
 		return Mode{Kind: kind}, nil
 	case kind == "container" && hasArg:
 		if err := names.ContainerID(arg); err != nil {
-			return Mode{}, fmt.Errorf("--network %q: %w", s, err)
+			return Mode{}, fmt.Errorf("--network: %w", err)
 		}
 		return Mode{Kind: "container", Name: arg}, nil
 	}
