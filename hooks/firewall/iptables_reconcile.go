@@ -3,6 +3,8 @@ package firewall
 import (
 	"fmt"
 	"slices"
+
+	"github.com/berth-runtime/berth/hooks/drift"
 )
 
 // Reconcile finds berth's chains, the jumps into them, the networks' rules
@@ -39,16 +41,16 @@ func (b *iptablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 			skeleton = append(skeleton, j.String())
 		}
 	}
-	groups := []driftGroup{{missing: skeleton, restore: b.ensureSkeleton}}
+	groups := []drift.Step{{Missing: skeleton, Restore: b.ensureSkeleton}}
 
 	for _, n := range want.Networks {
 		missing, err := b.missingRules(networkRules(n), chains)
 		if err != nil {
 			return nil, fmt.Errorf("firewall: iptables: checking network %q: %w", n.Name, err)
 		}
-		groups = append(groups, driftGroup{
-			missing: describeRules(missing, ofNetwork(n)),
-			restore: func() error { return b.appendNetworkRules(n) },
+		groups = append(groups, drift.Step{
+			Missing: describeRules(missing, ofNetwork(n)),
+			Restore: func() error { return b.appendNetworkRules(n) },
 		})
 	}
 	for _, e := range want.Endpoints {
@@ -56,9 +58,9 @@ func (b *iptablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 		if err != nil {
 			return nil, fmt.Errorf("firewall: iptables: checking ports of %s: %w", e.ContainerID, err)
 		}
-		groups = append(groups, driftGroup{
-			missing: describeRules(missing, ofContainer(e)),
-			restore: func() error {
+		groups = append(groups, drift.Step{
+			Missing: describeRules(missing, ofContainer(e)),
+			Restore: func() error {
 				// One iptables-restore run, as AddPorts: only the missing
 				// rules, so nothing is doubled.
 				if err := b.restoreRules("-A", missing); err != nil {
@@ -68,7 +70,7 @@ func (b *iptablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 			},
 		})
 	}
-	return settle(groups, repair), nil
+	return drift.Settle(groups, repair, "fw.reconcile.restored"), nil
 }
 
 // berthChainsPresent says which of berth's chains exist, keyed table/chain:

@@ -12,6 +12,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/hooks/drift"
 )
 
 // Reconcile compares the `ip berth` table with what addSkeleton,
@@ -45,7 +47,7 @@ func (b *nftablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 	if err != nil {
 		return nil, fmt.Errorf("firewall: nftables: checking table %s: %w", nftTable, err)
 	}
-	groups := []driftGroup{{missing: missing, restore: func() error {
+	groups := []drift.Step{{Missing: missing, Restore: func() error {
 		if err := addSkeleton(c, newNFTObjects()); err != nil {
 			return err
 		}
@@ -61,7 +63,7 @@ func (b *nftablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 		if err != nil {
 			return nil, fmt.Errorf("firewall: nftables: checking network %q: %w", n.Name, err)
 		}
-		groups = append(groups, driftGroup{missing: missing, restore: func() error { return setupNetworkBatch(c, n) }})
+		groups = append(groups, drift.Step{Missing: missing, Restore: func() error { return setupNetworkBatch(c, n) }})
 	}
 	for _, e := range want.Endpoints {
 		p := newNFTPlan()
@@ -70,7 +72,7 @@ func (b *nftablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 		if err != nil {
 			return nil, fmt.Errorf("firewall: nftables: checking ports of %s: %w", e.ContainerID, err)
 		}
-		groups = append(groups, driftGroup{missing: missing, restore: func() error {
+		groups = append(groups, drift.Step{Missing: missing, Restore: func() error {
 			for _, se := range absent {
 				if err := c.SetAddElements(se.set, se.elems); err != nil {
 					return err
@@ -82,7 +84,7 @@ func (b *nftablesBackend) Reconcile(want Desired, repair bool) ([]Drift, error) 
 			return flushUDPConntrack(udpHostPorts(e))
 		}})
 	}
-	return settle(groups, repair), nil
+	return drift.Settle(groups, repair, "fw.reconcile.restored"), nil
 }
 
 // nftPlan records what addSkeleton and addNetwork would send (see nftBatch).

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/berth-runtime/berth/internal/crashpoint"
+	"github.com/berth-runtime/berth/hooks/drift"
 )
 
 // Reconciling: berth writes a network's rules when its bridge is first made
@@ -29,40 +29,7 @@ type Desired struct {
 
 // Drift is one object of berth's firewall state that the kernel lacks,
 // named as the backend's own tool names it and followed by whose it is.
-type Drift struct {
-	Object string
-	Err    error // restoring it failed (repair only)
-}
-
-// driftGroup is what one restore call brings back: berth's shared chains,
-// one network's rules, or one container's published ports. Restores are
-// all or nothing per group and run in the order of the groups.
-type driftGroup struct {
-	missing []string
-	restore func() error
-}
-
-// settle turns the groups into the drift report, restoring each group
-// with something missing when repair is set. A failed group does not stop
-// the others: one container's clashing port must not keep the rest of the
-// host broken.
-func settle(groups []driftGroup, repair bool) []Drift {
-	var out []Drift
-	for _, g := range groups {
-		if len(g.missing) == 0 {
-			continue
-		}
-		var err error
-		if repair {
-			err = g.restore()
-			crashpoint.Hit("fw.reconcile.restored")
-		}
-		for _, m := range g.missing {
-			out = append(out, Drift{Object: m, Err: err})
-		}
-	}
-	return out
-}
+type Drift = drift.Drift
 
 // beginReconcile checks want (validateDesired) and takes the firewall lock
 // for a backend's Reconcile; run is false when want has no network, and

@@ -13,20 +13,16 @@ import (
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 
+	"github.com/berth-runtime/berth/hooks/drift"
 	"github.com/berth-runtime/berth/hooks/firewall"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
-	"github.com/berth-runtime/berth/internal/crashpoint"
 	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Drift is one kernel object that berth's records call for and the kernel
-// lacks, named as ip(8), sysctl(8), iptables or nft would make it, and
-// followed by whose it is.
-type Drift struct {
-	Object string
-	Err    error // restoring it failed (repair only)
-}
+// lacks (package drift).
+type Drift = drift.Drift
 
 // Reconcile compares the kernel with what berth's records call for and,
 // with repair, restores what is missing; `berth network check` is
@@ -86,7 +82,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 		return nil, nil
 	}
 
-	var steps []repairStep
+	var steps []drift.Step
 	steps = append(steps, checkSysctl("net/ipv4/ip_forward", ""))
 	for i := range active {
 		n := &active[i]
@@ -106,7 +102,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	}
 	// The kernel's links and sysctls come first: the firewall's rules name
 	// the bridges.
-	drift := settleSteps(steps, repair)
+	drift := drift.Settle(steps, repair, "net.reload.restored")
 
 	fwDrift, err := l.reconcileFirewalls(active, running, repair)
 	return append(drift, fwDrift...), err
@@ -166,42 +162,16 @@ func (l Layout) reconcileFirewalls(active []Network, running map[string][]Record
 	return drift, nil
 }
 
-// repairStep is what one restore brings back, and the lines naming it.
-type repairStep struct {
-	missing []string
-	restore func() error
-}
-
-// settleSteps turns the steps into drift, restoring each in order when
-// repair is set; a failed step does not stop the others.
-func settleSteps(steps []repairStep, repair bool) []Drift {
-	var out []Drift
-	for _, s := range steps {
-		if len(s.missing) == 0 {
-			continue
-		}
-		var err error
-		if repair {
-			err = s.restore()
-			crashpoint.Hit("net.reload.restored")
-		}
-		for _, m := range s.missing {
-			out = append(out, Drift{Object: m, Err: err})
-		}
-	}
-	return out
-}
-
 // checkSysctl: a sysctl that setup sets to 1. A missing key (the bridge
 // is gone) is missing too: it comes back with the bridge, and is set then.
-func checkSysctl(key, whose string) repairStep {
+func checkSysctl(key, whose string) drift.Step {
 	cur, _ := os.ReadFile("/proc/sys/" + key)
 	if string(cur) == "1\n" {
-		return repairStep{}
+		return drift.Step{}
 	}
-	return repairStep{
-		missing: []string{"sysctl -w " + sysctlName(key) + "=1" + whose},
-		restore: func() error { return writeSysctl(key, "1") },
+	return drift.Step{
+		Missing: []string{"sysctl -w " + sysctlName(key) + "=1" + whose},
+		Restore: func() error { return writeSysctl(key, "1") },
 	}
 }
 
@@ -221,7 +191,7 @@ func sysctlName(key string) string {
 // link of that name that is not provably this network's bridge (owner.go's
 // checkBridge: another type, another root's or nobody's mark, other
 // addresses) is reported and left alone.
-func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
+func (l Layout) bridgeRepairs(n *Network) ([]drift.Step, error) {
 	whose := " (network " + n.Name + ")"
 	gw := netip.PrefixFrom(n.Gateway, n.Subnet.Bits())
 	mark := l.bridgeMark(n.Name)
@@ -232,7 +202,7 @@ func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 	link, err := netlink.LinkByName(n.Bridge)
 	var nf netlink.LinkNotFoundError
 	if errors.As(err, &nf) {
-		return []repairStep{{missing: []string{addBridge, setMark, addAddr, setUp}, restore: func() error {
+		return []drift.Step{{Missing: []string{addBridge, setMark, addAddr, setUp}, Restore: func() error {
 			_, err := createBridge(n, mark)
 			return err
 		}}}, nil
@@ -244,7 +214,7 @@ func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 	state, ownErr := l.checkBridge(n, link, true)
 	switch {
 	case state == bridgeForeign:
-		return []repairStep{{missing: []string{addBridge}, restore: func() error {
+		return []drift.Step{{Missing: []string{addBridge}, Restore: func() error {
 			return fmt.Errorf("not berth's, left alone: %w", ownErr)
 		}}}, nil
 	case state == bridgeUnfinished:
@@ -254,13 +224,13 @@ func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 		if link.Attrs().Alias != mark {
 			missing = []string{setMark, addAddr}
 		}
-		return []repairStep{{missing: missing, restore: func() error {
+		return []drift.Step{{Missing: missing, Restore: func() error {
 			_, err := createBridge(n, mark)
 			return err
 		}}}, nil
 	}
 	if link.Attrs().Flags&net.FlagUp == 0 {
-		return []repairStep{{missing: []string{setUp}, restore: func() error {
+		return []drift.Step{{Missing: []string{setUp}, Restore: func() error {
 			if err := netlink.LinkSetUp(link); err != nil {
 				return fmt.Errorf("bring up bridge %s: %w", n.Bridge, err)
 			}
@@ -274,12 +244,12 @@ func (l Layout) bridgeRepairs(n *Network) ([]repairStep, error) {
 // bridge (a bridge made again has none), up, with hairpin on. A veth that
 // is gone took the container's eth0 with it: only a restart of the
 // container brings that back.
-func (l Layout) checkVeth(n *Network, r *Record) ([]repairStep, error) {
+func (l Layout) checkVeth(n *Network, r *Record) ([]drift.Step, error) {
 	whose := " (container " + r.ID + ")"
 	veth, err := netlink.LinkByName(r.HostVeth)
 	var nf netlink.LinkNotFoundError
 	if errors.As(err, &nf) {
-		return []repairStep{{missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, restore: func() error {
+		return []drift.Step{{Missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, Restore: func() error {
 			return errors.New("gone with the container's eth0: restart the container")
 		}}}, nil
 	}
@@ -292,15 +262,15 @@ func (l Layout) checkVeth(n *Network, r *Record) ([]repairStep, error) {
 		if err == nil {
 			err = fmt.Errorf("veth %s is not this root's (another berth-net root's container of the same id?): left alone", r.HostVeth)
 		}
-		return []repairStep{{missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, restore: func() error {
+		return []drift.Step{{Missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, Restore: func() error {
 			return err
 		}}}, nil
 	}
-	var steps []repairStep
+	var steps []drift.Step
 	bridge, err := netlink.LinkByName(n.Bridge)
 	attached := err == nil && veth.Attrs().MasterIndex == bridge.Attrs().Index
 	if !attached {
-		steps = append(steps, repairStep{missing: []string{"ip link set " + r.HostVeth + " master " + n.Bridge + whose}, restore: func() error {
+		steps = append(steps, drift.Step{Missing: []string{"ip link set " + r.HostVeth + " master " + n.Bridge + whose}, Restore: func() error {
 			// The bridge may have been made again just now.
 			bridge, err := netlink.LinkByName(n.Bridge)
 			if err == nil {
@@ -320,7 +290,7 @@ func (l Layout) checkVeth(n *Network, r *Record) ([]repairStep, error) {
 		}
 	}
 	if !hairpin {
-		steps = append(steps, repairStep{missing: []string{"bridge link set dev " + r.HostVeth + " hairpin on" + whose}, restore: func() error {
+		steps = append(steps, drift.Step{Missing: []string{"bridge link set dev " + r.HostVeth + " hairpin on" + whose}, Restore: func() error {
 			if err := netlink.LinkSetHairpin(veth, true); err != nil {
 				return fmt.Errorf("hairpin on %s: %w", r.HostVeth, err)
 			}
@@ -328,7 +298,7 @@ func (l Layout) checkVeth(n *Network, r *Record) ([]repairStep, error) {
 		}})
 	}
 	if veth.Attrs().Flags&net.FlagUp == 0 {
-		steps = append(steps, repairStep{missing: []string{"ip link set " + r.HostVeth + " up" + whose}, restore: func() error {
+		steps = append(steps, drift.Step{Missing: []string{"ip link set " + r.HostVeth + " up" + whose}, Restore: func() error {
 			if err := netlink.LinkSetUp(veth); err != nil {
 				return fmt.Errorf("bring up %s: %w", r.HostVeth, err)
 			}
