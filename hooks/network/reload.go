@@ -214,7 +214,9 @@ func (l Layout) bridgeRepairs(n *Network) ([]drift.Step, error) {
 	state, ownErr := l.checkBridge(n, link, true)
 	switch {
 	case state == bridgeForeign:
-		return []drift.Step{{Missing: []string{addBridge}, Restore: func() error {
+		// The link exists but is not this network's bridge: what is missing
+		// is the bridge, and `check` says why it cannot be had.
+		return []drift.Step{{Missing: []string{addBridge + " (that name is taken: " + ownErr.Error() + ")"}, Restore: func() error {
 			return fmt.Errorf("not berth's, left alone: %w", ownErr)
 		}}}, nil
 	case state == bridgeUnfinished:
