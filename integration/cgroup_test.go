@@ -85,8 +85,15 @@ func TestCgroupLayout(t *testing.T) {
 	e := newEnv(t)
 	t.Logf("host cgroup layout: %v", layoutOf(t))
 	const runc = "/usr/sbin/runc"
+	runtimes := []string{"berth", "runc"}
 	if _, err := os.Stat(runc); err != nil {
-		testenv.Missing(t, "%s is not installed (apt-get install runc), nothing to compare with", runc)
+		// berth is still checked against the rule (the test VMs have no
+		// runc); only the side-by-side comparison needs runc.
+		if testenv.InCI() {
+			testenv.Missing(t, "%s is not installed (apt-get install runc), nothing to compare with", runc)
+		}
+		t.Logf("%s is not installed: berth is checked against runc's rule, not side by side with runc", runc)
+		runtimes = runtimes[:1]
 	}
 	// berth and runc run as children of this test, in its cgroups.
 	own := procCgroups(t, "self")
@@ -105,7 +112,7 @@ func TestCgroupLayout(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := map[string]map[string]string{} // runtime -> hierarchy -> path, with the id as ID
-			for _, rt := range []string{"berth", "runc"} {
+			for _, rt := range runtimes {
 				id := randomID("bt-")
 				bundle := e.bundle(func(s *specs.Spec) { s.Linux.CgroupsPath = tc.path(id) })
 				var pid int
@@ -137,7 +144,7 @@ func TestCgroupLayout(t *testing.T) {
 					got[rt][key] = strings.ReplaceAll(p, id, "ID")
 				}
 			}
-			if !maps.Equal(got["berth"], got["runc"]) {
+			if len(runtimes) > 1 && !maps.Equal(got["berth"], got["runc"]) {
 				t.Errorf("cgroupsPath %q: expected berth's cgroups where runc puts them (ID for the container id):\nberth: %v\nrunc:  %v", tc.path("ID"), got["berth"], got["runc"])
 			}
 		})
