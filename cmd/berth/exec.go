@@ -14,8 +14,9 @@ import (
 	"github.com/opencontainers/runtime-spec/specs-go"
 	"github.com/urfave/cli/v2"
 
-	"github.com/berth-runtime/berth/libruntime/aslimit"
 	"github.com/berth-runtime/berth/libruntime/bundle"
+	"github.com/berth-runtime/berth/libruntime/lifecycle"
+	"github.com/berth-runtime/berth/libruntime/state"
 )
 
 var execCommand = &cli.Command{
@@ -98,13 +99,16 @@ func execProcess(c *cli.Context) (int, error) {
 	}
 	if len(proc.Rlimits) == 0 {
 		// A process.json without rlimits (containerd's shim sends one)
-		// gets the container's: libcontainer would apply them itself, at
-		// a point where its init cannot take a RLIMIT_AS, so berth hands
-		// them over and holds RLIMIT_AS back as for any other process.
+		// gets the container's. libcontainer falls back to its saved
+		// config, whose RLIMIT_AS entry create replaced with a no-op (the
+		// real one waits in berth-hooks.json for start): that RLIMIT_AS is
+		// this process's too, set as for any other.
 		proc.Rlimits = slices.Clone(ct.Config().Rlimits)
-		if proc.addressSpace, err = aslimit.Defer(proc.Rlimits); err != nil {
+		saved, err := lifecycle.LoadDeferred(state.Dir(c.String("root"), ct.ID()))
+		if err != nil {
 			return -1, err
 		}
+		proc.addressSpace = saved.AddressSpace
 	}
 	cgPaths, err := subCgroupPaths(c.StringSlice("cgroup"))
 	if err != nil {
