@@ -214,8 +214,9 @@ func udpHostPorts(e Endpoint) []uint16 {
 // container start runs its own hooks). Without it two SetupNetwork calls
 // could both see a rule missing and both add it, or a TeardownNetwork could
 // remove the shared chains while another process is setting up a network.
-// Per-container calls do not take it: iptables-restore and nftables batches
-// are atomic on their own.
+// The nftables backend's per-container calls take it too (RemovePorts reads
+// the port maps before it changes them); iptables' need not:
+// iptables-restore runs are atomic on their own.
 var lockName = "berth/firewall.lock"
 
 // lockNetworks takes the network lock (package nslock), waiting at most

@@ -31,7 +31,8 @@ import (
 //
 // A network is its four chains plus one element in each jump map and in
 // bridges, all added or removed in one batch. A published port is one map
-// element, so AddPorts/RemovePorts never read the ruleset.
+// element, added in one batch; RemovePorts reads the port maps first, to
+// delete only elements that are still the endpoint's.
 
 const nftTable = "berth"
 
@@ -483,12 +484,19 @@ func (b *nftablesBackend) AddPorts(e Endpoint) error {
 	if err != nil {
 		return err
 	}
+	unlock, err := lockNetworks() // see RemovePorts
+	if err != nil {
+		return err
+	}
 	for _, se := range portElements(newNFTObjects(), e) {
 		if err := c.SetAddElements(se.set, se.elems); err != nil {
+			unlock()
 			return fmt.Errorf("firewall: nftables: publishing ports of %s: %w", e.ContainerID, err)
 		}
 	}
-	if err := c.Flush(); err != nil {
+	err = c.Flush()
+	unlock()
+	if err != nil {
 		return fmt.Errorf("firewall: nftables: publishing ports of %s (is a host port already published, or the network not set up?): %w", e.ContainerID, err)
 	}
 	return flushUDPConntrack(udpHostPorts(e))
@@ -512,6 +520,16 @@ func (b *nftablesBackend) RemovePorts(e Endpoint) error {
 	if err != nil {
 		return err
 	}
+	// The maps are read, then changed: under the network lock, which
+	// AddPorts and Reconcile take too. A set dump that runs while another
+	// process changes the set can skip elements (the kernel marks such a
+	// dump interrupted, and google/nftables does not say so), and a
+	// skipped element of ours would be left published.
+	unlock, err := lockNetworks()
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	all, err := stillMine(c, portElements(newNFTObjects(), e))
 	if err != nil {
 		return fmt.Errorf("firewall: nftables: unpublishing ports of %s: %w", e.ContainerID, err)
