@@ -102,10 +102,10 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	}
 	// The kernel's links and sysctls come first: the firewall's rules name
 	// the bridges.
-	drift := drift.Settle(steps, repair, "net.reload.restored")
+	found := drift.Settle(steps, repair, "net.reload.restored")
 
-	fwDrift, err := l.reconcileFirewalls(active, running, repair)
-	return append(drift, fwDrift...), err
+	fwFound, err := l.reconcileFirewalls(active, running, repair)
+	return append(found, fwFound...), err
 }
 
 // reconcileFirewalls hands each backend the networks that use it and the
@@ -145,21 +145,19 @@ func (l Layout) reconcileFirewalls(active []Network, running map[string][]Record
 		kinds = append(kinds, k)
 	}
 	sort.Strings(kinds)
-	var drift []Drift
+	var out []Drift
 	for _, kind := range kinds {
 		fw, err := firewall.New(kind)
 		if err != nil {
-			return drift, err
+			return out, err
 		}
 		found, err := fw.Reconcile(*byBackend[kind], repair)
-		for _, d := range found {
-			drift = append(drift, Drift{Object: d.Object, Err: d.Err})
-		}
+		out = append(out, found...)
 		if err != nil {
-			return drift, err
+			return out, err
 		}
 	}
-	return drift, nil
+	return out, nil
 }
 
 // checkSysctl: a sysctl that setup sets to 1. A missing key (the bridge
