@@ -109,6 +109,26 @@ func Alive(pid int) bool {
 	return ok
 }
 
+// InitComm is the command name libcontainer's nsexec gives a container's
+// init (and an exec'd process's) until it execs the user's program.
+const InitComm = "runc:[2:INIT]"
+
+// Stat reads /proc/PID/stat, "PID (COMM) STATE FIELD4 ...": the command
+// name, the state and the fields from the fourth on (fields[0] is field 4).
+// COMM may itself hold spaces and ')': the fields follow the last ')'.
+func Stat(pid int) (comm string, state byte, fields []string, err error) {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return "", 0, nil, err
+	}
+	open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
+	if open < 0 || closing < open || closing+2 >= len(data) {
+		return "", 0, nil, fmt.Errorf("/proc/%d/stat: unexpected format %q", pid, data)
+	}
+	f := strings.Fields(string(data[closing+2:]))
+	return string(data[open+1 : closing]), data[closing+2], f[1:], nil
+}
+
 // StartTime is field 22 of /proc/PID/stat, the process's start time in
 // clock ticks since boot: with the pid, it names one process, whatever
 // process later gets the same pid. ok is false if the process is gone or
@@ -117,20 +137,11 @@ func StartTime(pid int) (ticks uint64, ok bool) {
 	if pid <= 0 {
 		return 0, false
 	}
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
+	_, state, f, err := Stat(pid)
+	// f[0] is field 4, so field 22 is f[18].
+	if err != nil || len(f) < 19 || state == 'Z' || state == 'X' {
 		return 0, false
 	}
-	// The fields follow the last ')' (the command name may contain any byte).
-	i := bytes.LastIndexByte(data, ')')
-	if i < 0 {
-		return 0, false
-	}
-	f := strings.Fields(string(data[i+1:]))
-	// f[0] is field 3 (the state), so field 22 is f[19].
-	if len(f) < 20 || f[0] == "Z" || f[0] == "X" {
-		return 0, false
-	}
-	ticks, err = strconv.ParseUint(f[19], 10, 64)
+	ticks, err = strconv.ParseUint(f[18], 10, 64)
 	return ticks, err == nil
 }

@@ -1,7 +1,6 @@
 package aslimit
 
 import (
-	"bytes"
 	"fmt"
 	"os"
 	"strconv"
@@ -11,6 +10,8 @@ import (
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // PauseLevel is the log level (libcontainer.Process.LogLevel) with which
@@ -30,10 +31,6 @@ const standardAboutToWait = "init: about to wait on exec fifo"
 // closing descriptors and the execve follow. PauseWatch fails loudly if a
 // later libcontainer no longer logs it.
 const setnsAboutToExec = "setns_init: about to exec"
-
-// initComm is the command name libcontainer's nsexec gives an init until
-// it execs the user's program.
-const initComm = "runc:[2:INIT]"
 
 // PauseBeforeExec is called in berth's own init, before libcontainer takes
 // over. An init whose log level is PauseLevel then gets ready for its
@@ -147,11 +144,11 @@ func (w *PauseWatch) Finish(pid int) error {
 	if r.pid != 0 || pid == 0 {
 		return r.err
 	}
-	comm, _, err := readStat(pid)
+	comm, _, _, err := process.Stat(pid)
 	if err != nil {
 		return fmt.Errorf("process %d ended without pausing before its execve: RLIMIT_AS not set", pid)
 	}
-	if comm != initComm {
+	if comm != process.InitComm {
 		return fmt.Errorf("process %d exec'd %q without pausing before its execve: RLIMIT_AS not set", pid, comm)
 	}
 	return fmt.Errorf("process %d is still in berth's init after libcontainer started it, without having paused: RLIMIT_AS not set", pid)
@@ -172,24 +169,10 @@ func pausedChild() int {
 			if err != nil {
 				continue
 			}
-			if comm, state, err := readStat(pid); err == nil && comm == initComm && state == 'T' {
+			if comm, state, _, err := process.Stat(pid); err == nil && comm == process.InitComm && state == 'T' {
 				return pid
 			}
 		}
 	}
 	return 0
-}
-
-// readStat returns the command name and state of pid from /proc/PID/stat,
-// "PID (COMM) STATE ...", where COMM may itself hold spaces and ')'.
-func readStat(pid int) (comm string, state byte, err error) {
-	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return "", 0, err
-	}
-	open, closing := bytes.IndexByte(data, '('), bytes.LastIndexByte(data, ')')
-	if open < 0 || closing < open || closing+2 >= len(data) {
-		return "", 0, fmt.Errorf("/proc/%d/stat: unexpected format %q", pid, data)
-	}
-	return string(data[open+1 : closing]), data[closing+2], nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/opencontainers/runc/libcontainer/configs"
 	"golang.org/x/sys/unix"
+
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // fakeInit starts a shell that names itself as libcontainer's init does
@@ -18,7 +20,7 @@ import (
 // then. The process is killed and reaped when the test ends.
 func fakeInit(t *testing.T, pause, then string) (cmd *exec.Cmd, release func()) {
 	t.Helper()
-	cmd = exec.Command("sh", "-c", `printf '%s' '`+initComm+`' > /proc/$$/comm && read _; `+pause+`; exec `+then)
+	cmd = exec.Command("sh", "-c", `printf '%s' '`+process.InitComm+`' > /proc/$$/comm && read _; `+pause+`; exec `+then)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -32,12 +34,12 @@ func fakeInit(t *testing.T, pause, then string) (cmd *exec.Cmd, release func()) 
 	})
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		comm, _, err := readStat(cmd.Process.Pid)
-		if err == nil && comm == initComm {
+		comm, _, _, err := process.Stat(cmd.Process.Pid)
+		if err == nil && comm == process.InitComm {
 			return cmd, func() { stdin.Close() }
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the fake init never named itself %s (comm %q, %v)", initComm, comm, err)
+			t.Fatalf("the fake init never named itself %s (comm %q, %v)", process.InitComm, comm, err)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -75,7 +77,7 @@ func TestPauseWatchNoPause(t *testing.T) {
 	w := WatchPause(limitOf(1<<30, 1<<30))
 	release()
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(time.Millisecond) {
-		if comm, _, _ := readStat(cmd.Process.Pid); comm == "sleep" {
+		if comm, _, _, _ := process.Stat(cmd.Process.Pid); comm == "sleep" {
 			break
 		}
 		if time.Now().After(deadline) {

@@ -170,10 +170,6 @@ func Destroy(c *libcontainer.Container, d Deferred) error {
 	return nil
 }
 
-// initComm is the command name libcontainer's nsexec gives the container's
-// init until it execs the user's program.
-const initComm = "runc:[2:INIT]"
-
 // ErrExitedBeforeExec is WaitExecuted's answer, under ExitIsError, for a
 // process that was gone before it had exec'd its program.
 var ErrExitedBeforeExec = errors.New("exited before it exec'd its program")
@@ -213,7 +209,7 @@ func WaitExecuted(pid int, limit time.Duration, onExit ExitBeforeExec) error {
 	deadline := time.Now().Add(limit)
 	for delay := 50 * time.Microsecond; ; delay = min(2*delay, 5*time.Millisecond) {
 		comm, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/comm")
-		if err == nil && strings.TrimSpace(string(comm)) != initComm {
+		if err == nil && strings.TrimSpace(string(comm)) != process.InitComm {
 			return nil // exec'd; perhaps exited since, a zombie keeps its comm
 		}
 		if err != nil || !process.Alive(pid) {

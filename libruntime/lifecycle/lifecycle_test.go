@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-runtime/berth/internal/process"
 )
 
 // fakeInit starts a shell that names itself as libcontainer's init does,
@@ -15,7 +17,7 @@ import (
 // is called. The process is killed and reaped when the test ends.
 func fakeInit(t *testing.T, then string) (cmd *exec.Cmd, release func()) {
 	t.Helper()
-	cmd = exec.Command("sh", "-c", `printf '%s' '`+initComm+`' > /proc/$$/comm && read _; `+then)
+	cmd = exec.Command("sh", "-c", `printf '%s' '`+process.InitComm+`' > /proc/$$/comm && read _; `+then)
 	stdin, err := cmd.StdinPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -31,11 +33,11 @@ func fakeInit(t *testing.T, then string) (cmd *exec.Cmd, release func()) {
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		data, _ := os.ReadFile(comm)
-		if strings.TrimSpace(string(data)) == initComm {
+		if strings.TrimSpace(string(data)) == process.InitComm {
 			return cmd, func() { stdin.Close() }
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the fake init never named itself %s (comm %q)", initComm, data)
+			t.Fatalf("the fake init never named itself %s (comm %q)", process.InitComm, data)
 		}
 		time.Sleep(time.Millisecond)
 	}
