@@ -3,7 +3,6 @@ package network
 import (
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"net/netip"
 	"os"
 
@@ -56,15 +55,7 @@ func (l Layout) Inspect(name string) (*Inspection, error) {
 // RemoveNetwork deletes a network with no containers: its bridge, its
 // firewall rules, its leases and its definition.
 func (l Layout) RemoveNetwork(name string) error {
-	// The containers lock first (as Reconcile takes it): a setup that has
-	// read the network's definition holds it shared until its record names
-	// the network, so the network cannot go from under it.
-	unlockContainers, err := l.lockContainers(unix.LOCK_EX)
-	if err != nil {
-		return err
-	}
-	defer unlockContainers()
-	unlock, err := l.lock()
+	unlock, err := l.lockExclusive()
 	if err != nil {
 		return err
 	}
@@ -144,12 +135,7 @@ func (l Layout) networksAndRecords() ([]Network, []Record, error) {
 
 // Prune removes every network without containers and returns their names.
 func (l Layout) Prune() ([]string, error) {
-	unlockContainers, err := l.lockContainers(unix.LOCK_EX) // as RemoveNetwork
-	if err != nil {
-		return nil, err
-	}
-	defer unlockContainers()
-	unlock, err := l.lock()
+	unlock, err := l.lockExclusive()
 	if err != nil {
 		return nil, err
 	}

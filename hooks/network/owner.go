@@ -197,13 +197,9 @@ func (l Layout) checkNetworkNameFree(n *Network) error {
 // checkBridgeName refuses a new network whose bridge name is taken, in this
 // namespace, by a link that is not one of this root's bridges.
 func (l Layout) checkBridgeName(n *Network) error {
-	link, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return nil
-		}
-		return fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	link, err := existingLink(n.Bridge)
+	if err != nil || link == nil {
+		return err
 	}
 	if root, _, ok := parseBridgeMark(link.Attrs().Alias); ok && root == l.rootTag() {
 		return nil // left by an earlier network of this root: setup checks its address
@@ -234,13 +230,9 @@ func addrPrefix(a netlink.Addr) netip.Prefix {
 // ownsBridgeOrNone reports whether n's bridge is this network's or absent,
 // that is whether the bridge and the rules keyed on its name may go with n.
 func (l Layout) ownsBridgeOrNone(n *Network) (bool, error) {
-	link, err := netlink.LinkByName(n.Bridge)
-	if err != nil {
-		var nf netlink.LinkNotFoundError
-		if errors.As(err, &nf) {
-			return true, nil
-		}
-		return false, fmt.Errorf("bridge %s: %w", n.Bridge, err)
+	link, err := existingLink(n.Bridge)
+	if err != nil || link == nil {
+		return err == nil, err
 	}
 	if link.Attrs().Alias == l.bridgeMark(n.Name) {
 		return true, nil

@@ -6,18 +6,15 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 
 	"github.com/berth-runtime/berth/hooks/drift"
 	"github.com/berth-runtime/berth/hooks/firewall"
 	"github.com/berth-runtime/berth/hooks/ports"
 	"github.com/berth-runtime/berth/hooks/portspec"
-	"github.com/berth-runtime/berth/internal/statefile"
 )
 
 // Drift is one kernel object that berth's records call for and the kernel
@@ -46,12 +43,7 @@ func (l Layout) Reconcile(repair bool) ([]Drift, error) {
 	if _, err := os.Stat(l.Root); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // berth never ran with this root: nothing is called for
 	}
-	unlockContainers, err := l.lockContainers(unix.LOCK_EX)
-	if err != nil {
-		return nil, err
-	}
-	defer unlockContainers()
-	unlock, err := l.lock()
+	unlock, err := l.lockExclusive()
 	if err != nil {
 		return nil, err
 	}
@@ -197,16 +189,15 @@ func (l Layout) bridgeRepairs(n *Network) ([]drift.Step, error) {
 	setMark := "ip link set " + n.Bridge + " alias \"" + mark + "\"" + whose
 	addAddr := "ip addr add " + gw.String() + " dev " + n.Bridge + whose
 	setUp := "ip link set " + n.Bridge + " up" + whose
-	link, err := netlink.LinkByName(n.Bridge)
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
+	link, err := existingLink(n.Bridge)
+	if err != nil {
+		return nil, fmt.Errorf("network %s: %w", n.Name, err)
+	}
+	if link == nil {
 		return []drift.Step{{Missing: []string{addBridge, setMark, addAddr, setUp}, Restore: func() error {
 			_, err := createBridge(n, mark)
 			return err
 		}}}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("network %s: bridge %s: %w", n.Name, n.Bridge, err)
 	}
 	// Reconcile holds the root lock, under which bridges are made.
 	state, ownErr := l.checkBridge(n, link, true)
@@ -246,15 +237,14 @@ func (l Layout) bridgeRepairs(n *Network) ([]drift.Step, error) {
 // container brings that back.
 func (l Layout) checkVeth(n *Network, r *Record) ([]drift.Step, error) {
 	whose := " (container " + r.ID + ")"
-	veth, err := netlink.LinkByName(r.HostVeth)
-	var nf netlink.LinkNotFoundError
-	if errors.As(err, &nf) {
+	veth, err := existingLink(r.HostVeth)
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", r.ID, err)
+	}
+	if veth == nil {
 		return []drift.Step{{Missing: []string{"veth " + r.HostVeth + " (eth0 of container " + r.ID + ")"}, Restore: func() error {
 			return errors.New("gone with the container's eth0: restart the container")
 		}}}, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("container %s: veth %s: %w", r.ID, r.HostVeth, err)
 	}
 	// Veth names come from the container id alone: another root's
 	// container of the same id has a veth of this name.
@@ -306,18 +296,6 @@ func (l Layout) checkVeth(n *Network, r *Record) ([]drift.Step, error) {
 		}})
 	}
 	return steps, nil
-}
-
-// lockContainers: every setup and teardown holds it shared while it runs,
-// Reconcile exclusive. So Reconcile never restores the port map of a
-// container that a teardown is removing, nor adds one that a setup is
-// about to add (iptables would then hold it twice, and teardown remove
-// one copy).
-func (l Layout) lockContainers(how int) (unlock func(), err error) {
-	if err := os.MkdirAll(l.Root, 0o700); err != nil {
-		return nil, fmt.Errorf("network root %s: %w", l.Root, err)
-	}
-	return statefile.Lock(filepath.Join(l.Root, "containers.lock"), how)
 }
 
 // markSetUp records in the network's definition that its bridge and

@@ -24,6 +24,37 @@ const RootEnv = netcontract.RootEnv
 // container records.
 func Root() string { return netcontract.Root(os.Getenv) }
 
+// lockContainers: every setup and teardown holds it shared while it runs;
+// Reconcile, network rm and prune hold it exclusive (lockExclusive). So Reconcile never restores the port map of a
+// container that a teardown is removing, nor adds one that a setup is
+// about to add (iptables would then hold it twice, and teardown remove
+// one copy).
+func (l Layout) lockContainers(how int) (unlock func(), err error) {
+	if err := os.MkdirAll(l.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("network root %s: %w", l.Root, err)
+	}
+	return statefile.Lock(l.containersLockFile(), how)
+}
+
+// lockExclusive takes the containers lock exclusive, then the root lock:
+// for what changes or compares a network as a whole (network rm, prune,
+// reload). A setup holds the containers lock shared from before it reads
+// a network's definition until its record names the network, so the
+// network cannot go from under it, and teardown holds it while it undoes
+// a container.
+func (l Layout) lockExclusive() (unlock func(), err error) {
+	unlockContainers, err := l.lockContainers(unix.LOCK_EX)
+	if err != nil {
+		return nil, err
+	}
+	unlockRoot, err := l.lock()
+	if err != nil {
+		unlockContainers()
+		return nil, err
+	}
+	return func() { unlockRoot(); unlockContainers() }, nil
+}
+
 // linksLockName names the lock (package nslock) under which bridges are
 // checked, made and marked, and checked and deleted. The root lock is one
 // root's; this one is the network namespace's, which several roots may
@@ -47,6 +78,7 @@ func (l Layout) recordFile(id string) string { return filepath.Join(l.recordsDir
 func (l Layout) ipamDir(n string) string     { return filepath.Join(l.Root, "ipam", n) }
 func (l Layout) portsDir() string            { return filepath.Join(l.Root, "ports") }
 func (l Layout) lockFile() string            { return filepath.Join(l.Root, "lock") }
+func (l Layout) containersLockFile() string  { return filepath.Join(l.Root, "containers.lock") }
 
 // lock takes the root's exclusive lock: network definitions and the
 // creation of bridges and their rules happen under it. Per-container work
